@@ -1,0 +1,1 @@
+"""Distill Explorer core library: the science, data, training and storage behind the app."""
