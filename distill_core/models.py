@@ -90,14 +90,17 @@ def _cnn(info: DatasetInfo, widths: tuple[int, int], dense: int | None, dropout:
     else:
         head += [nn.Linear(flat, dense), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dense, info.num_classes)]
     return nn.Sequential(
-        Normalize(info.mean, info.std), _conv_block(channels, widths[0]), _conv_block(widths[0], widths[1]), *head
+        Normalize(info.mean, info.std),
+        _conv_block(channels, widths[0]),
+        _conv_block(widths[0], widths[1]),
+        *head,
     )
 
 
 def _mlp(info: DatasetInfo, hidden: tuple[int, ...]) -> nn.Sequential:
     sizes = (_input_size(info), *hidden)
     layers: list[nn.Module] = [Normalize(info.mean, info.std), nn.Flatten()]
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     layers.append(nn.Linear(sizes[-1], info.num_classes))
     return nn.Sequential(*layers)

@@ -1,7 +1,7 @@
 """The SQLite run store: the single source of truth for runs, their per-epoch history and final metrics.
 
-Every operation opens its own connection (sqlite3 connections must not cross threads, and the app has
-many), in WAL mode with a busy timeout, so the app, its workers and the CLI can read and write at once.
+Each thread gets its own connection (sqlite3 connections must not cross threads, and the app has many),
+in WAL mode with a busy timeout, so the app, its workers and the CLI can read and write at once.
 A store whose file or folder cannot be written still opens for reading; writing to it raises `StoreError`.
 """
 

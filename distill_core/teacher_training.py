@@ -21,7 +21,7 @@ from .data import get_info, load_dataset, random_shift
 from .devices import resolve_device
 from .models import build_model, count_parameters, parse_spec
 from .teachers import save_checkpoint, teachers_dir, validate_name
-from .training import EventCallback, StopCheck, check_int, accuracy, make_optimizer, max_epochs
+from .training import EventCallback, StopCheck, accuracy, check_int, make_optimizer, max_epochs
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,9 @@ def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     try:
         metadata = json.loads(header.get(_SAFETENSORS_KEY, "{}"))
     except json.JSONDecodeError:
-        raise ValueError(f"checkpoint {file.name!r} has unreadable metadata in its safetensors header") from None
+        raise ValueError(
+            f"checkpoint {file.name!r} has unreadable metadata in its safetensors header"
+        ) from None
     return state, metadata if isinstance(metadata, dict) else {}
 
 
@@ -162,7 +164,15 @@ def _read_torch(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except pickle.UnpicklingError as error:
         reason = _unpickler_reason(str(error))
         raise ValueError(f"checkpoint {file.name!r} was refused by the safe loader: {reason}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        KeyError,
+        AttributeError,
+    ) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"checkpoint {file.name!r} is not a readable PyTorch file ({reason})") from None
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
@@ -170,7 +180,9 @@ def _read_torch(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     else:
         state, metadata = payload, {}
     if not isinstance(metadata, dict) or not _is_state_dict(state):
-        raise ValueError(f"checkpoint {file.name!r} does not hold a state_dict (a mapping of names to tensors)")
+        raise ValueError(
+            f"checkpoint {file.name!r} does not hold a state_dict (a mapping of names to tensors)"
+        )
     return dict(state), metadata
 
 
@@ -220,7 +232,9 @@ def teachers_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return subdir("teachers", data_dir)
 
 
-def list_teachers(data_dir: str | os.PathLike[str] | None = None, dataset: str | None = None) -> list[TeacherInfo]:
+def list_teachers(
+    data_dir: str | os.PathLike[str] | None = None, dataset: str | None = None
+) -> list[TeacherInfo]:
     """The bundled teachers, then the user's trained and imported ones; unreadable files are skipped."""
     found = [_describe(path, "bundled") for path in sorted(BUNDLED_DIR.glob("*.pt"))]
     for path in sorted(teachers_dir(data_dir).glob("*.pt")):
@@ -287,7 +301,10 @@ def import_teacher(
     if name in {info.name for info in list_teachers(data_dir)}:
         raise ValueError(f"a teacher named {name!r} already exists; choose another --name")
     state, metadata = read_checkpoint(path)
-    metadata = {**metadata, **{k: v for k, v in {"architecture": architecture, "dataset": dataset}.items() if v}}
+    metadata = {
+        **metadata,
+        **{k: v for k, v in {"architecture": architecture, "dataset": dataset}.items() if v},
+    }
     model, _ = build_teacher_model(state, metadata, f"checkpoint {Path(path).name!r}")
     metadata = {**metadata, "origin": "imported", "name": name}
     target = save_checkpoint(teachers_dir(data_dir) / f"{name}.pt", model, metadata)

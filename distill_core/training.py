@@ -234,7 +234,9 @@ class _PairLoop:
             step, since_event = step + 1, since_event + 1
             epoch_end = batch_number + 1 == self.steps_per_epoch
             if epoch_end or step % self.config.eval_every_steps == 0:
-                event = self._event(epoch + (batch_number + 1) / self.steps_per_epoch, step, sums / since_event)
+                event = self._event(
+                    epoch + (batch_number + 1) / self.steps_per_epoch, step, sums / since_event
+                )
                 event["elapsed_seconds"] = time.perf_counter() - start
                 self.history.append(event)
                 on_event(event)
@@ -256,7 +258,9 @@ class _PairLoop:
         baseline_loss = F.cross_entropy(self.baseline(images), labels)
         _update(self.baseline_opt, baseline_loss)
         # kd_loss_parts computes the hard term even when alpha = 1 leaves it out of the objective, for the plots.
-        parts = kd_loss_parts(self.distilled(images), teacher, labels, self.config.temperature, self.config.alpha)
+        parts = kd_loss_parts(
+            self.distilled(images), teacher, labels, self.config.temperature, self.config.alpha
+        )
         _update(self.distilled_opt, parts.total)
         return torch.stack([baseline_loss, parts.hard, parts.soft, parts.total]).detach()
 
@@ -266,7 +270,7 @@ class _PairLoop:
             "epoch": round(epoch, 4),
             "step": step,
             "steps_total": self.steps_per_epoch * self.config.epochs,
-            **dict(zip(_LOSS_KEYS, losses)),
+            **dict(zip(_LOSS_KEYS, losses, strict=True)),
         }
         for name, model in (("baseline", self.baseline), ("distilled", self.distilled)):
             for split in ("val", "test"):
@@ -338,7 +342,9 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
 BIAS_GRID = torch.arange(-4.0, 16.01, 0.25)  # logit shifts tried on the validation split
 
 
-def bias_corrected_metrics(model: nn.Module, splits: DatasetSplits, unseen: tuple[int, ...]) -> dict[str, Any]:
+def bias_corrected_metrics(
+    model: nn.Module, splits: DatasetSplits, unseen: tuple[int, ...]
+) -> dict[str, Any]:
     """Hinton's fix for unseen classes: add one logit shift to them, chosen on the validation split only."""
     num_classes = splits.info.num_classes
     mask = torch.zeros(num_classes)
@@ -376,7 +382,9 @@ def train_seeds(
         raise ValueError("seeds must list at least one seed")
     results = []
     for seed in seeds:
-        result = train_pair(replace(config, seed=seed), on_event=on_event, should_stop=should_stop, data_dir=data_dir)
+        result = train_pair(
+            replace(config, seed=seed), on_event=on_event, should_stop=should_stop, data_dir=data_dir
+        )
         if result.status != "completed":
             break
         results.append(result)
@@ -390,10 +398,14 @@ def train_seeds(
 def summarize_seeds(seeds: list[int], baseline: list[float], distilled: list[float]) -> dict[str, Any]:
     """Mean and sample standard deviation of baseline, distilled and gain test accuracy across seeds."""
     table = {"baseline": baseline, "distilled": distilled}
-    table["gain"] = [d - b for b, d in zip(baseline, distilled)]
+    table["gain"] = [d - b for b, d in zip(baseline, distilled, strict=True)]
     summary: dict[str, Any] = {"seeds": list(seeds)}
     for name, values in table.items():
         tensor = torch.tensor(values, dtype=torch.float64)
         std = float(tensor.std()) if len(values) > 1 else 0.0
-        summary[name] = {"values": values, "mean": float(tensor.mean()) if values else float("nan"), "std": std}
+        summary[name] = {
+            "values": values,
+            "mean": float(tensor.mean()) if values else float("nan"),
+            "std": std,
+        }
     return summary

@@ -237,7 +237,7 @@ def test_max_workers_env_and_gpu_count(monkeypatch):
 
 
 def test_a_new_manager_recovers_runs_of_a_dead_process(store, managers):
-    # A separate process starts a run and dies without finishing it (skipping the package __init__, for speed).
+    # Another process starts a run and dies without finishing it (skipping the package __init__, for speed).
     child = f"""
 import sys, types
 package = types.ModuleType("distill_core")

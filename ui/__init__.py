@@ -1,0 +1,1 @@
+"""Streamlit-only glue: the shared sidebar, session state, cached accessors and error display."""

@@ -1,0 +1,48 @@
+"""Process-wide cached accessors: one store, one job manager, and loaded datasets and teachers.
+
+`st.cache_resource` shares them across reruns and browser sessions, so moving a slider never reloads data or
+recomputes teacher logits (those also have a disk cache inside distill_core).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from distill_core.data import DatasetSplits, load_dataset
+from distill_core.jobs import JobManager, get_manager
+from distill_core.store import RunStore
+from distill_core.teachers import Teacher, load_teacher, teacher_logits
+
+
+@st.cache_resource(show_spinner=False)
+def run_store() -> RunStore:
+    return RunStore()
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    return get_manager()
+
+
+@st.cache_resource(show_spinner="Loading the dataset…")
+def dataset(name: str) -> DatasetSplits:
+    return load_dataset(name)
+
+
+@dataclass
+class LoadedTeacher:
+    """A teacher with its logits for every split (CPU tensors, (N, K) each)."""
+
+    teacher: Teacher
+    logits: dict[str, torch.Tensor]
+
+
+@st.cache_resource(show_spinner="Loading the teacher and its logits…", max_entries=8)
+def teacher(name: str, dataset_name: str) -> LoadedTeacher:
+    splits = dataset(dataset_name)
+    loaded = load_teacher(name)
+    logits = {split: teacher_logits(loaded, splits, split) for split in ("train", "val", "test")}
+    return LoadedTeacher(loaded, logits)
