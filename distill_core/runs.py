@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .store import RunRecord, RunStore
-from .teacher_training import TeacherConfig, library_versions, train_teacher
+from .teacher_training import TeacherConfig, train_teacher
 from .training import EventCallback, StopCheck, TrainConfig, train_pair
 
 
@@ -37,8 +37,7 @@ def execute_pair_run(
         should_stop=should_stop,
         data_dir=data_dir,
     )
-    timing = {**result.timing, "versions": library_versions()}
-    store.finish_run(run_id, result.status, metrics=result.metrics(), timing=timing, error=result.error)
+    store.finish_run(run_id, result.status, metrics=result.metrics(), timing=result.timing, error=result.error)
 
 
 def execute_teacher_run(

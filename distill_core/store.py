@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import platform
 import sqlite3
 import threading
 import uuid
@@ -21,11 +20,11 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .paths import data_home
+from .versions import library_versions
 
 STATUSES = ("queued", "running", "completed", "cancelled", "diverged", "failed", "interrupted")
 TERMINAL_STATUSES = ("completed", "cancelled", "diverged", "failed", "interrupted")
@@ -194,7 +193,7 @@ class RunStore:
                     owner,
                     os.getpid(),
                     _process_token(),
-                    json.dumps(_library_versions()),
+                    json.dumps(library_versions()),
                     label,
                 ),
             )
@@ -246,9 +245,7 @@ class RunStore:
                     " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?",
                     (run_id, event.get("epoch"), event.get("step"), event_json, run_id),
                 )
-                (seq,) = connection.execute(
-                    "SELECT seq FROM events WHERE rowid = ?", (cursor.lastrowid,)
-                ).fetchone()
+                (seq,) = connection.execute("SELECT seq FROM events WHERE rowid = ?", (cursor.lastrowid,)).fetchone()
         except sqlite3.IntegrityError as error:
             raise ValueError(_not_found(run_id)) from error
         return seq
@@ -428,9 +425,7 @@ class RunStore:
     def _update(self, run_id: str, assignments: str, parameters: tuple[Any, ...]) -> None:
         """UPDATE one run's columns; ValueError if there is no such run."""
         with self._writing() as connection:
-            cursor = connection.execute(
-                f"UPDATE runs SET {assignments} WHERE run_id = ?", (*parameters, run_id)
-            )
+            cursor = connection.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*parameters, run_id))
         if cursor.rowcount == 0:
             raise ValueError(_not_found(run_id))
 
@@ -445,21 +440,6 @@ class RunStore:
 
 
 @lru_cache(maxsize=1)
-def _library_versions() -> dict[str, str]:
-    """Versions that reproduce a run: Python, torch, torchvision, Distill Explorer (no imports)."""
-    versions = {"python": platform.python_version()}
-    for name, distribution in (
-        ("torch", "torch"),
-        ("torchvision", "torchvision"),
-        ("distill_core", "distill-explorer"),
-    ):
-        try:
-            versions[name] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def _process_token() -> str:
     """A random id for this process incarnation (a forked child gets its own, since its pid differs)."""
     return _PROCESS_TOKENS.setdefault(os.getpid(), uuid.uuid4().hex)

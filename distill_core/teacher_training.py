@@ -7,7 +7,6 @@ accuracy (last epoch), seed, the command that produced it and the library versio
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from .devices import resolve_device
 from .models import build_model, count_parameters, parse_spec
 from .teachers import save_checkpoint, teachers_dir, validate_name
 from .training import EventCallback, StopCheck, accuracy, check_int, make_optimizer, max_epochs
+from .versions import library_versions
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,6 @@ class TeacherConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that a reader needs to reproduce a number."""
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def train_teacher(

@@ -15,9 +15,7 @@ from ui.errors import friendly_errors
 from ui.state import selection
 
 st.title("🌡️ Temperature explorer")
-st.caption(
-    "Raise the temperature and the teacher's hesitations become visible: that is what a student learns from."
-)
+st.caption("Raise the temperature and the teacher's hesitations become visible: that is what a student learns from.")
 
 try:
     chosen = selection()
@@ -127,9 +125,7 @@ with st.expander("1 · Pick an example", expanded=True):
         )
         if uploaded is not None and st.session_state.get("explorer_upload_id") != uploaded.file_id:
             with friendly_errors("Reading your image"):
-                example = explore.example_from_upload(
-                    uploaded.getvalue(), uploaded.name, loaded.teacher, student
-                )
+                example = explore.example_from_upload(uploaded.getvalue(), uploaded.name, loaded.teacher, student)
                 st.session_state["explorer_upload_id"] = uploaded.file_id
                 set_example(uploaded.file_id, example)
 
@@ -167,9 +163,7 @@ def show_example_at_t() -> None:
     picture.metric("Entropy at T", f"{now['entropy']:.3f} nats")
     picture.metric("Share of the maximum (log K)", f"{now['entropy_fraction']:.0%}")
     bars.plotly_chart(
-        viz.soft_targets_figure(
-            names, now["soft_targets"], now["soft_targets_at_1"], example.label, temperature
-        ),
+        viz.soft_targets_figure(names, now["soft_targets"], now["soft_targets_at_1"], example.label, temperature),
         width="stretch",
         key="soft_targets",
     )
@@ -196,16 +190,12 @@ def show_entropy_curves() -> None:
         lambda: viz.softmax_animation_figure(names, explore.SLIDER_TEMPERATURES, example.animation_frames),
     )
     right.plotly_chart(animation, width="stretch")
-    right.caption(
-        "Press play: the same logits, divided by a growing T. The order of the classes never changes."
-    )
+    right.caption("Press play: the same logits, divided by a growing T. The order of the classes never changes.")
 
 
 def show_dataset() -> None:
     st.plotly_chart(
-        viz.dataset_entropy_figure(
-            explore.CURVE_TEMPERATURES, overall_entropy, class_entropy, names, temperature
-        ),
+        viz.dataset_entropy_figure(explore.CURVE_TEMPERATURES, overall_entropy, class_entropy, names, temperature),
         width="stretch",
     )
     st.caption(f"Averaged over the {len(test):,} test examples; click a class in the legend to hide it.")
@@ -221,9 +211,7 @@ def show_dataset() -> None:
     )
     smoothed = explore.smoothing_at_same_entropy(now["soft_targets"], example.target_class)
     st.plotly_chart(
-        viz.smoothing_vs_soft_figure(
-            names, now["soft_targets"], smoothed, example.target_class, now["entropy"]
-        ),
+        viz.smoothing_vs_soft_figure(names, now["soft_targets"], smoothed, example.target_class, now["entropy"]),
         width="stretch",
     )
     st.caption(
@@ -235,23 +223,26 @@ def show_dataset() -> None:
 
 def show_loss_anatomy() -> None:
     parts = explore.loss_anatomy(example.student_logits, example.teacher_logits, temperature)
-    left, right = st.columns(2)
-    left.plotly_chart(
+    # Full width, one under the other: the gradient chart's three-entry legend needs the room.
+    st.plotly_chart(
         viz.gradient_figure(
             names, parts["gradient_unscaled"], parts["gradient_scaled"], parts["logit_matching"], temperature
         ),
-        width="stretch",
-    )
-    right.plotly_chart(
-        viz.logit_matching_figure(explore.CURVE_TEMPERATURES, example.logit_matching_distance, temperature),
         width="stretch",
     )
     st.markdown(
         "**Why T².** The soft term pulls each student logit by (q_student − q_teacher) / T, and that "
         "difference itself shrinks like 1/T, so without a correction its pull fades like 1/T² as you "
         "raise T. Multiplying by T² keeps it in proportion with the label term, so changing T does not "
-        "silently change α. At high T the pull tends to (z_student − z_teacher) / K: distillation becomes "
-        "matching logits."
+        "silently change α."
+    )
+    st.plotly_chart(
+        viz.logit_matching_figure(explore.CURVE_TEMPERATURES, example.logit_matching_distance, temperature),
+        width="stretch",
+    )
+    st.markdown(
+        "At high T the T²-scaled pull tends to (z_student − z_teacher) / K: distillation becomes matching "
+        "logits, and at low T the teacher's very negative logits stop mattering."
     )
     st.caption(
         f"The student is an untrained {explore.DEFAULT_STUDENT} (fixed seed): this is the first push it "
@@ -265,9 +256,7 @@ tabs = st.tabs(
     key="explorer_tab",
     on_change="rerun",  # only the open tab runs, so a slider move redraws two figures, not nine
 )
-for tab, render in zip(
-    tabs, (show_example_at_t, show_entropy_curves, show_dataset, show_loss_anatomy), strict=True
-):
+for tab, render in zip(tabs, (show_example_at_t, show_entropy_curves, show_dataset, show_loss_anatomy), strict=True):
     if tab.open:
         with tab:
             render()

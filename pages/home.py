@@ -5,8 +5,7 @@ import streamlit as st
 TEXT = {
     "en": {
         "title": "Distill Explorer",
-        "tagline": "See knowledge distillation work: a small student learns from a big teacher's "
-        "*hesitations*.",
+        "tagline": "See knowledge distillation work: a small student learns from a big teacher's *hesitations*.",
         "story_header": "The teacher who hesitated",
         "story": (
             "A student asks a teacher with years of experience: *is an SVM a probabilistic model?* "
@@ -117,6 +116,8 @@ with story:
 with demo:
     st.subheader(text["demo_header"])
     st.markdown(text["demo"])
-    st.subheader(text["pages_header"])
-    for page, (icon, label, purpose) in text["pages"].items():
-        st.page_link(page, label=f"**{label}**: {purpose}", icon=icon)
+
+st.subheader(text["pages_header"])
+for column, (page, (icon, label, purpose)) in zip(st.columns(len(text["pages"])), text["pages"].items(), strict=True):
+    column.page_link(page, label=f"**{label}**", icon=icon)
+    column.caption(purpose)

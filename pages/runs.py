@@ -60,19 +60,19 @@ event = st.dataframe(
         "gain (points)": st.column_config.NumberColumn(format="%+.2f"),
     },
 )
-chosen = [records[row] for row in event.selection.rows]
+chosen = [records[row] for row in event.selection.rows if row < len(records)]  # rows may vanish meanwhile
 if not chosen:
     st.caption("Select one or more rows (the boxes on the left) to compare, download or delete them.")
     st.stop()
 
 st.subheader(f"{len(chosen)} run(s) selected")
-labels = [reports.run_label(record) for record in chosen]
+labelled = [(reports.run_label(record), record) for record in chosen]
 metric = st.selectbox("Curve to compare", METRICS, format_func=lambda key: key.replace("_", " "), key="runs_metric")
-histories = [(label, store.history(record.run_id)) for label, record in zip(labels, chosen)]
+histories = [(label, store.history(record.run_id)) for label, record in labelled]
 st.plotly_chart(viz.runs_overlay_figure(histories, metric), width="stretch")
 
 student = st.radio("Per-class accuracy of", ["distilled", "baseline"], horizontal=True, key="runs_student")
-with_metrics = [(label, r) for label, r in zip(labels, chosen) if r.metrics.get(student, {}).get("per_class_accuracy")]
+with_metrics = [(label, r) for label, r in labelled if r.metrics.get(student, {}).get("per_class_accuracy")]
 datasets = {record.config["dataset"] for _, record in with_metrics}
 if len(datasets) > 1:
     st.info("These runs use different datasets, so their classes cannot share one chart.")
@@ -99,5 +99,7 @@ with friendly_errors("Could not prepare the download"):
     )
 
 with st.expander("Delete the selected runs"):
-    sure = st.checkbox(f"I understand that {len(chosen)} run(s) and their history are deleted for good", key="runs_confirm")
+    sure = st.checkbox(
+        f"I understand that {len(chosen)} run(s) and their history are deleted for good", key="runs_confirm"
+    )
     st.button("Delete", type="primary", disabled=not sure, key="runs_delete", on_click=delete_selected, args=(run_ids,))

@@ -106,5 +106,7 @@ with st.expander("Only for a bare state_dict (a file without our metadata)"):
 if st.button("Import", key="teacher_import", disabled=upload is None):
     with friendly_errors("Import refused"):
         imported = import_upload(upload, import_name.strip(), import_arch.strip(), import_dataset)
-        st.session_state["teachers_message"] = f"Imported **{imported.name}** for {imported.dataset}: pick it in the sidebar."
+        st.session_state["teachers_message"] = (
+            f"Imported **{imported.name}** for {imported.dataset}: pick it in the sidebar."
+        )
         st.rerun()  # redraw the table above and the sidebar's teacher list with the new teacher

@@ -80,9 +80,7 @@ def show_progress(record: RunRecord, history: list[dict]) -> None:
     else:
         done = reports.progress(history)
         eta = "estimating time left…" if done.eta_seconds is None else f"about {done.eta_seconds:.0f} s left"
-        st.progress(
-            done.fraction, text=f"{100 * done.fraction:.0f}% · {done.elapsed_seconds:.0f} s so far · {eta}"
-        )
+        st.progress(done.fraction, text=f"{100 * done.fraction:.0f}% · {done.elapsed_seconds:.0f} s so far · {eta}")
     if st.button("Stop this run", key=f"stop_{record.run_id}"):
         if not job_manager().cancel(record.run_id):
             st.warning("This run belongs to another server process; stop it there.")
@@ -91,9 +89,7 @@ def show_progress(record: RunRecord, history: list[dict]) -> None:
 def show_ending(record: RunRecord) -> None:
     """Explain a run that did not complete: failed (with its stored error), diverged, cancelled or interrupted."""
     if record.status == "failed":
-        st.error(
-            f"This run failed: {record.error or 'no reason was recorded'}. Check the settings and try again."
-        )
+        st.error(f"This run failed: {record.error or 'no reason was recorded'}. Check the settings and try again.")
     elif record.status == "diverged":
         st.error(_ENDINGS["diverged"])
     elif record.status in _ENDINGS:
@@ -119,18 +115,21 @@ def show_results(record: RunRecord) -> None:
     class_names = DATASETS[config["dataset"]].class_names
     teacher, baseline, distilled = metrics["teacher"], metrics["baseline"], metrics["distilled"]
     gain = reports.gain_points(metrics)
+    corrected = distilled.get("bias_corrected")
     st.subheader("Result")
-    columns = st.columns(3)
+    columns = st.columns(4 if corrected else 3)
     columns[0].metric(f"Teacher ({teacher.get('name')})", percent(teacher.get("test_accuracy")))
     columns[1].metric("Baseline student (labels only)", percent(baseline["test_accuracy"]))
     columns[2].metric("Distilled student", percent(distilled["test_accuracy"]), delta=f"{gain:+.2f} points")
+    if corrected:
+        delta = 100 * (corrected["test_accuracy"] - distilled["test_accuracy"])
+        columns[3].metric("Distilled + bias shift", percent(corrected["test_accuracy"]), delta=f"{delta:+.2f} points")
     st.caption(
         "Test accuracy after the last epoch, never the best one. Both students started from the same weights and "
         "saw the same batches; only the loss differed, so the gain is what the teacher's soft targets added."
     )
-    corrected = distilled.get("bias_corrected")
     if corrected:
-        _show_bias_correction(corrected, distilled["test_accuracy"], config)
+        _explain_bias_shift(corrected["class_bias"], config)
     unseen = TrainConfig.from_dict(config).unseen_classes
     per_class = viz.per_class_accuracy_figure(
         class_names,
@@ -142,32 +141,31 @@ def show_results(record: RunRecord) -> None:
     st.plotly_chart(per_class, width="stretch", key=f"per_class_{record.run_id}")
     left, right = st.columns(2)
     for column, name, student in ((left, "Baseline", baseline), (right, "Distilled", distilled)):
-        figure = viz.confusion_figure(
-            student["confusion_matrix"], class_names, title=f"{name}: confusion matrix"
-        )
+        figure = viz.confusion_figure(student["confusion_matrix"], class_names, title=f"{name}: confusion matrix")
         column.plotly_chart(figure, width="stretch", key=f"confusion_{name}_{record.run_id}")
-    st.markdown("**Size and speed**: the student is the model you would ship.")
+    st.markdown(
+        "**Size and speed** (batched inference on this server): distillation pays off when the student is smaller "
+        "or faster than the teacher yet keeps most of its accuracy."
+    )
     st.dataframe(pd.DataFrame(reports.model_cost_rows(metrics)), hide_index=True, column_config=_COST_COLUMNS)
 
 
 _COST_COLUMNS = {
     "parameters": st.column_config.NumberColumn(format="localized"),
-    "µs per example": st.column_config.NumberColumn(
-        format="%.2f", help="batched inference on this server, eval mode"
-    ),
+    "µs per example": st.column_config.NumberColumn(format="%.2f", help="batched inference on this server, eval mode"),
     "test accuracy %": st.column_config.NumberColumn(format="%.1f"),
 }
 
 
-def _show_bias_correction(corrected: dict, distilled_accuracy: float, config: dict) -> None:
-    shift = max(corrected["class_bias"], key=abs)
-    unseen = reports.class_list(TrainConfig.from_dict(config).unseen_classes, config["dataset"])
-    delta = 100 * (corrected["test_accuracy"] - distilled_accuracy)
-    st.metric("Distilled + bias shift", percent(corrected["test_accuracy"]), delta=f"{delta:+.2f} points")
+def _explain_bias_shift(class_bias: list[float], config: dict) -> None:
+    unseen_classes = TrainConfig.from_dict(config).unseen_classes
+    unseen = reports.class_list(unseen_classes, config["dataset"])
+    noun = "classes" if len(unseen_classes) > 1 else "class"
+    shift = max(class_bias, key=abs)
     st.info(
-        f"The students never saw class(es) {unseen}. The distilled one still learned them from the teacher's soft "
-        f"targets, but too timidly: adding {shift:+.2f} to the logit(s) of {unseen} fixes that. The shift was chosen "
-        "on the validation split only and then applied once to the test set, so the test number stays honest."
+        f"The students never saw {noun} {unseen}. The distilled one still learned about it from the teacher's soft "
+        f"targets, but too timidly: adding {shift:+.2f} to the logit of {noun} {unseen} fixes that. The shift was "
+        "chosen on the validation split only, then applied once to the test set, so the test number stays honest."
     )
 
 
@@ -182,10 +180,6 @@ def show_seed_overview(records: list[RunRecord]) -> None:
         st.warning("No seed completed, so there is no gain to summarise.")
         return
     gain = summary["gain"]
-    st.metric(
-        "Gain from distillation, mean ± std", f"{100 * gain['mean']:+.2f} ± {100 * gain['std']:.2f} points"
-    )
+    st.metric("Gain from distillation, mean ± std", f"{100 * gain['mean']:+.2f} ± {100 * gain['std']:.2f} points")
     st.plotly_chart(viz.seeds_gain_figure(summary["gain_points"]), width="stretch", key="seeds_gain")
-    st.caption(
-        "One run is noise: if the band around the mean includes zero, these seeds cannot tell a gain apart."
-    )
+    st.caption("One run is noise: if the band around the mean includes zero, these seeds cannot tell a gain apart.")

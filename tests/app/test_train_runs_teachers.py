@@ -153,7 +153,7 @@ def test_stop_button_cancels_a_run_and_keeps_it(home: Path) -> None:
     app.number_input(key="train_epochs").set_value(50)
     app.button(key=START_BUTTON).click().run()
     run_id = app.query_params["run"]
-    app.button(key=f"stop_{run_id}").click()
+    app.button(key=f"stop_{run_id}").click().run()
     app = run_until_finished(app, run_id)
     assert RunStore().get_run(run_id).status == "cancelled"
     assert any("stopped before the end" in warning.value for warning in app.warning)
