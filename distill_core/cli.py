@@ -317,6 +317,7 @@ def _cmd_teacher_list(args: argparse.Namespace) -> int:
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
     store = RunStore(data_dir=args.data_dir)
+    store.recover_interrupted()  # a run whose process died shows as interrupted, not forever running
     for record in store.list_runs(limit=args.limit):
         distilled = (record.metrics or {}).get("distilled", {}).get("test_accuracy")
         shown = f"{distilled:.2%}" if distilled is not None else "-"

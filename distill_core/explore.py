@@ -47,9 +47,7 @@ SLIDER_TEMPERATURES: tuple[float, ...] = tuple(
 # A finer log-spaced grid for the curves, so they look smooth; (61,) from 0.1 to 100.
 CURVE_TEMPERATURES: tuple[float, ...] = tuple(temperature_grid(0.1, 100.0, 61).tolist())
 
-DEFAULT_STUDENT = (
-    "mlp:800-800"  # the Train page's default student, so the gradients shown are the ones it gets
-)
+DEFAULT_STUDENT = "mlp:800-800"  # the Train page's default student, so the gradients shown are the ones it gets
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,9 +161,7 @@ def entropy_curve(logits_row: Tensor, temperatures: ArrayLike) -> np.ndarray:
 def animation_frames(logits_row: Tensor, temperatures: ArrayLike) -> np.ndarray:
     """One example's soft targets at each temperature, one row per frame; shape (M, K)."""
     row = _logits_row(logits_row, "logits_row")
-    return torch.stack(
-        [soft_targets(row, temperature) for temperature in _temperatures(temperatures)]
-    ).numpy()
+    return torch.stack([soft_targets(row, temperature) for temperature in _temperatures(temperatures)]).numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,9 +202,7 @@ def smoothing_at_same_entropy(soft_targets_row: ArrayLike, label: int) -> np.nda
     """
     probs = torch.as_tensor(np.asarray(soft_targets_row, dtype=float))
     if probs.dim() != 1 or probs.numel() < 2:
-        raise ValueError(
-            f"soft_targets_row must be one probability vector (classes,), got {tuple(probs.shape)}"
-        )
+        raise ValueError(f"soft_targets_row must be one probability vector (classes,), got {tuple(probs.shape)}")
     if (probs < 0).any() or abs(float(probs.sum()) - 1.0) > 1e-4:
         raise ValueError("soft_targets_row must be probabilities: non-negative and summing to 1")
     num_classes = probs.numel()
@@ -233,9 +227,7 @@ def _logit_pair(student_logits_row: Tensor, teacher_logits_row: Tensor) -> tuple
     return student.unsqueeze(0), teacher.unsqueeze(0)
 
 
-def loss_anatomy(
-    student_logits_row: Tensor, teacher_logits_row: Tensor, temperature: float
-) -> dict[str, Any]:
+def loss_anatomy(student_logits_row: Tensor, teacher_logits_row: Tensor, temperature: float) -> dict[str, Any]:
     """The soft term's gradient w.r.t. each student logit of one example, with and without the T² factor.
 
     Returns a dict with
@@ -344,9 +336,7 @@ def example_from_split(split: Split, teacher_logits: Tensor, index: int, student
     if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < len(split):
         raise ValueError(f"index must be an example number in [0, {len(split) - 1}], got {index!r}")
     if teacher_logits.shape[0] != len(split):
-        raise ValueError(
-            f"teacher_logits has {teacher_logits.shape[0]} rows but the split has {len(split)} examples"
-        )
+        raise ValueError(f"teacher_logits has {teacher_logits.shape[0]} rows but the split has {len(split)} examples")
     index = int(index)
     return _make_example(
         f"{split.name} example #{index}",

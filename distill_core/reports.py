@@ -97,9 +97,7 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     dataset = config.get("dataset", "")
     return {
         "id": record.run_id,
-        "created": _local_time(record.created_at),
         "status": record.status,
-        "dataset": dataset,
         "student": config.get("student"),
         "T": config.get("temperature"),
         "alpha": config.get("alpha"),
@@ -109,6 +107,8 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "baseline %": _percent(metrics.get("baseline", {}).get("test_accuracy")),
         "distilled %": _percent(metrics.get("distilled", {}).get("test_accuracy")),
         "gain (points)": gain_points(metrics),
+        "dataset": dataset,
+        "created": _local_time(record.created_at),
     }
 
 

@@ -39,13 +39,14 @@ student = explore.untrained_student(splits.info)
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def dataset_tables(teacher: str, dataset: str) -> tuple:
-    """What does not depend on T for this teacher's test logits: entropy curves, most ambiguous examples."""
+    """What does not depend on T: entropy curves, and the most ambiguous examples with the teacher's answer."""
     logits, labels = (
         resources.teacher(teacher, dataset).logits["test"],
         resources.dataset(dataset).test.labels,
     )
     overall, per_class = explore.dataset_entropy(logits, labels, explore.CURVE_TEMPERATURES)
-    return overall, per_class, explore.most_ambiguous(logits, top=10)
+    answers = {i: explore.example_at_temperature(logits[i], 1.0)["predicted"] for i in explore.most_ambiguous(logits)}
+    return overall, per_class, answers
 
 
 def pick(index: int) -> None:
@@ -111,10 +112,12 @@ with st.expander("1 · Pick an example", expanded=True):
         st.caption("The test examples where the teacher's answer at T = 1 has the highest entropy.")
         st.radio(
             "Most ambiguous for the teacher",
-            ambiguous,
+            list(ambiguous),
             index=None,
             key="explorer_ambiguous",
-            format_func=lambda i: f"#{i} (labelled {names[int(test.labels[i])]})",
+            format_func=lambda i: (
+                f"#{i}: labelled {names[int(test.labels[i])]}, the teacher says {names[ambiguous[i]]}"
+            ),
             on_change=lambda: pick(st.session_state["explorer_ambiguous"]),
         )
     with upload:

@@ -12,6 +12,7 @@ from distill_core.paths import subdir
 from distill_core.store import RunRecord
 from distill_core.teacher_training import TeacherConfig
 from distill_core.teachers import MAX_CHECKPOINT_BYTES, TeacherInfo, import_teacher, list_teachers, validate_name
+from distill_core.training import max_epochs
 from ui import live
 from ui.errors import friendly_errors
 from ui.resources import job_manager, run_store
@@ -40,7 +41,7 @@ with st.form("teacher_form"):
     left, right = st.columns(2)
     dataset = left.selectbox("Dataset", list(DATASETS), key="teacher_dataset")
     architecture = right.selectbox("Architecture", ["cnn", "mlp:1200-1200", "cnn-small"], key="teacher_arch")
-    epochs = left.number_input("Epochs", 1, 200, value=12, key="teacher_epochs")
+    epochs = left.number_input("Epochs", 1, max_epochs(), value=12, key="teacher_epochs")
     seed = right.number_input("Seed", 0, 2**31 - 1, value=0, key="teacher_seed")
     name = st.text_input("Name (optional)", key="teacher_name", placeholder="e.g. mnist5k-cnn-long")
     start = st.form_submit_button("Train teacher", type="primary")

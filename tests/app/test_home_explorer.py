@@ -177,7 +177,9 @@ def test_most_ambiguous_lists_the_highest_entropy_examples(test_logits):
     entropies = -(probs * np.log(np.clip(probs, 1e-300, None))).sum(axis=1)
     radio = app.radio(key="explorer_ambiguous")
     expected = np.argsort(-entropies)[:10].tolist()
-    assert [int(option.split()[0].lstrip("#")) for option in radio.options] == expected
+    assert [int(option.split(":")[0].lstrip("#")) for option in radio.options] == expected
+    first = radio.options[0]
+    assert first.endswith(f"the teacher says {probs[expected[0]].argmax()}"), first
 
     radio.set_value(expected[0]).run()
     assert_clean(app)
