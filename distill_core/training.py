@@ -234,9 +234,7 @@ class _PairLoop:
             step, since_event = step + 1, since_event + 1
             epoch_end = batch_number + 1 == self.steps_per_epoch
             if epoch_end or step % self.config.eval_every_steps == 0:
-                event = self._event(
-                    epoch + (batch_number + 1) / self.steps_per_epoch, step, sums / since_event
-                )
+                event = self._event(epoch + (batch_number + 1) / self.steps_per_epoch, step, sums / since_event)
                 event["elapsed_seconds"] = time.perf_counter() - start
                 self.history.append(event)
                 on_event(event)
@@ -258,9 +256,7 @@ class _PairLoop:
         baseline_loss = F.cross_entropy(self.baseline(images), labels)
         _update(self.baseline_opt, baseline_loss)
         # kd_loss_parts computes the hard term even when alpha = 1 leaves it out of the objective, for the plots.
-        parts = kd_loss_parts(
-            self.distilled(images), teacher, labels, self.config.temperature, self.config.alpha
-        )
+        parts = kd_loss_parts(self.distilled(images), teacher, labels, self.config.temperature, self.config.alpha)
         _update(self.distilled_opt, parts.total)
         return torch.stack([baseline_loss, parts.hard, parts.soft, parts.total]).detach()
 
@@ -283,7 +279,7 @@ class _PairLoop:
             "name": self.teacher.name,
             "test_accuracy": self.teacher.metadata.get("test_accuracy"),
             "parameters": count_parameters(self.teacher_model),
-            "seconds_per_example": inference_seconds_per_example(self.teacher_model, info.input_shape),
+            "seconds_per_example": _teacher_seconds_per_example(self.teacher, self.device),
         }
         result = PairResult(status, self.config, teacher, history=self.history, timing=timing)
         if status == "diverged":
@@ -310,6 +306,17 @@ class _PairLoop:
             "parameters": count_parameters(model),
             "seconds_per_example": inference_seconds_per_example(model, self.splits.info.input_shape),
         }
+
+
+_TEACHER_TIMINGS: dict[tuple[str, str], float] = {}
+
+
+def _teacher_seconds_per_example(teacher: Teacher, device: torch.device) -> float:
+    """Timed once per teacher and device: every run of a workshop uses the same few teachers."""
+    key = (teacher.content_hash, str(device))
+    if key not in _TEACHER_TIMINGS:
+        _TEACHER_TIMINGS[key] = inference_seconds_per_example(teacher.model, teacher.info.input_shape)
+    return _TEACHER_TIMINGS[key]
 
 
 _LOSS_KEYS = ("baseline_hard_loss", "distilled_hard_loss", "distilled_soft_loss", "distilled_total_loss")
@@ -342,9 +349,7 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
 BIAS_GRID = torch.arange(-4.0, 16.01, 0.25)  # logit shifts tried on the validation split
 
 
-def bias_corrected_metrics(
-    model: nn.Module, splits: DatasetSplits, unseen: tuple[int, ...]
-) -> dict[str, Any]:
+def bias_corrected_metrics(model: nn.Module, splits: DatasetSplits, unseen: tuple[int, ...]) -> dict[str, Any]:
     """Hinton's fix for unseen classes: add one logit shift to them, chosen on the validation split only."""
     num_classes = splits.info.num_classes
     mask = torch.zeros(num_classes)
@@ -382,9 +387,7 @@ def train_seeds(
         raise ValueError("seeds must list at least one seed")
     results = []
     for seed in seeds:
-        result = train_pair(
-            replace(config, seed=seed), on_event=on_event, should_stop=should_stop, data_dir=data_dir
-        )
+        result = train_pair(replace(config, seed=seed), on_event=on_event, should_stop=should_stop, data_dir=data_dir)
         if result.status != "completed":
             break
         results.append(result)

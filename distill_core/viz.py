@@ -150,6 +150,14 @@ def _layout(
     return fig
 
 
+def _categorical_classes(fig: go.Figure) -> go.Figure:
+    """Class names such as "0".."9" must stay categories; Plotly would otherwise read them as numbers."""
+    fig.update_xaxes(type="category")
+    if any(isinstance(trace, go.Heatmap) for trace in fig.data):
+        fig.update_yaxes(type="category")
+    return fig
+
+
 def _style(index: int) -> tuple[str, str]:
     """(colour, dash) for the index-th run or class line: colours first, then dash styles."""
     return RUN_COLORS[index % len(RUN_COLORS)], _DASHES[(index // len(RUN_COLORS)) % len(_DASHES)]
@@ -164,16 +172,12 @@ def _emphasise_classes(fig: go.Figure, class_names: list[str], indices: Sequence
 
 def _note(fig: go.Figure, text: str) -> None:
     """A message in the middle of an otherwise empty chart."""
-    fig.add_annotation(
-        text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 16}
-    )
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 16})
 
 
 def _bar(x: Sequence[str], y: np.ndarray, name: str, color: str, value: str, **bar: Any) -> go.Bar:
     """One bar series; `value` is the hover text for the bar's height, e.g. "%{y:.1f}%"."""
-    return go.Bar(
-        x=x, y=y, name=name, marker_color=color, hovertemplate=f"%{{x}}: {value}<extra>{name}</extra>", **bar
-    )
+    return go.Bar(x=x, y=y, name=name, marker_color=color, hovertemplate=f"%{{x}}: {value}<extra>{name}</extra>", **bar)
 
 
 def _current_temperature_line(temperature: float, y_top: float) -> go.Scatter:
@@ -229,11 +233,13 @@ def soft_targets_figure(
     if label is not None:
         one_hot = np.eye(len(names))[_class_index(label, "label", len(names))]
         fig.add_trace(_bar(names, one_hot, "true label (one-hot)", LABEL_COLOR, _PROBABILITY_VALUE))
-    fig.add_trace(_bar(names, at_1, "teacher, T = 1", TEACHER_COLOR, _PROBABILITY_VALUE, opacity=0.45))
+    if temperature != 1.0:  # at T = 1 the two teacher series are the same bars
+        fig.add_trace(_bar(names, at_1, "teacher, T = 1", TEACHER_COLOR, _PROBABILITY_VALUE, opacity=0.45))
     fig.add_trace(_bar(names, at_t, f"teacher, T = {temperature:g}", TEACHER_COLOR, _PROBABILITY_VALUE))
     title = f"Soft targets at T = {temperature:g} vs the hard label"
     _layout(fig, title=title, x_title="class", y_title="probability", barmode="group")
     fig.update_yaxes(range=[0, 1.02])
+    _categorical_classes(fig)
     return fig
 
 
@@ -311,6 +317,7 @@ def softmax_animation_figure(
     _layout(fig, title=title, x_title="class", y_title="probability", showlegend=False)
     fig.update_layout(margin={"b": 150})
     fig.update_yaxes(range=[0, 1])
+    _categorical_classes(fig)
     return fig
 
 
@@ -396,9 +403,7 @@ def dataset_entropy_figure(
     fig.add_trace(_current_temperature_line(current, max_entropy))
     title = "Mean entropy of the teacher's soft targets over the dataset"
     _layout(fig, title=title, x_title=_TEMPERATURE_TITLE, y_title="mean entropy (nats)")
-    fig.update_layout(
-        legend={"groupclick": "toggleitem", "orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"}
-    )
+    fig.update_layout(legend={"groupclick": "toggleitem", "orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"})
     fig.update_xaxes(type="log")
     fig.update_yaxes(range=[0, max_entropy * 1.08])
     return fig
@@ -467,8 +472,8 @@ def dark_knowledge_figure(
     )
     hidden = ", correct class hidden" if hide_diagonal else ""
     title = f"Dark knowledge at T = {temperature:g}: where the teacher's probability goes{hidden}"
-    return _layout(
-        fig, title=title, x_title="class the teacher leans to", y_title="true class", show_grid=False
+    return _categorical_classes(
+        _layout(fig, title=title, x_title="class the teacher leans to", y_title="true class", show_grid=False)
     )
 
 
@@ -511,6 +516,7 @@ def smoothing_vs_soft_figure(
     _layout(fig, title=title, x_title="class (true label in bold)", y_title="probability", barmode="group")
     _emphasise_classes(fig, names, [label])
     fig.update_yaxes(range=[0, 1.02])
+    _categorical_classes(fig)
     return fig
 
 
@@ -547,7 +553,7 @@ def gradient_figure(
         fig.add_trace(_bar(names, matching, "logit matching (z_s − z_t) / K", ACCENT_COLOR, _GRADIENT_VALUE))
     title = f"Soft-loss gradient per class at T = {temperature:g}: the T² factor restores its size"
     y_title = "∂ soft loss / ∂ student logit (nats per logit unit)"
-    return _layout(fig, title=title, x_title="class", y_title=y_title, barmode="group")
+    return _categorical_classes(_layout(fig, title=title, x_title="class", y_title=y_title, barmode="group"))
 
 
 def logit_matching_figure(
@@ -566,9 +572,7 @@ def logit_matching_figure(
     hover = "T = %{x:.3g}<br>relative distance = %{y:.3g}<extra></extra>"
     fig = go.Figure(
         [
-            go.Scatter(
-                x=temps, y=values, mode="lines", name="distance", line={"color": DISTILLED_COLOR, "width": 3}
-            ),
+            go.Scatter(x=temps, y=values, mode="lines", name="distance", line={"color": DISTILLED_COLOR, "width": 3}),
             go.Scatter(
                 x=[current],
                 y=[current_distance],
@@ -641,9 +645,7 @@ def _history_figure(
     return fig
 
 
-def accuracy_figure(
-    history: Sequence[Mapping[str, Any]], title: str = "Accuracy while training"
-) -> go.Figure:
+def accuracy_figure(history: Sequence[Mapping[str, Any]], title: str = "Accuracy while training") -> go.Figure:
     """The live training chart: baseline and distilled accuracy in percent, test solid and validation dashed.
 
     `history` is a list of events with "epoch" (int, or float for mid-epoch progress), "step" and the keys
@@ -653,9 +655,7 @@ def accuracy_figure(
         _history_trace(history, key, name=name, color=color, dash=dash, as_percent=True)
         for key, name, color, dash in _ACCURACY_SERIES
     ]
-    fig = _history_figure(
-        traces, title=title, y_title="accuracy (%)", empty_text="waiting for the first epoch…"
-    )
+    fig = _history_figure(traces, title=title, y_title="accuracy (%)", empty_text="waiting for the first epoch…")
     fig.update_yaxes(ticksuffix="%", autorangeoptions=_PERCENT_AUTORANGE)
     if not fig.data:
         fig.update_yaxes(range=[0, 100])
@@ -721,12 +721,11 @@ def per_class_accuracy_figure(
     _layout(fig, title="Accuracy per class", x_title="class", y_title="accuracy (%)", barmode="group")
     _emphasise_classes(fig, names, highlighted)
     fig.update_yaxes(range=[0, 102], ticksuffix="%")
+    _categorical_classes(fig)
     return fig
 
 
-def confusion_figure(
-    matrix: ArrayLike, class_names: Sequence[str], title: str = "Confusion matrix"
-) -> go.Figure:
+def confusion_figure(matrix: ArrayLike, class_names: Sequence[str], title: str = "Confusion matrix") -> go.Figure:
     """Confusion matrix from counts (K, K): rows are true classes, columns predictions.
 
     Colour is the share of the row (so rare classes are as visible as common ones); cells show the counts.
@@ -747,7 +746,9 @@ def confusion_figure(
         zmin=0.0,
         zmax=1.0,
     )
-    return _layout(fig, title=title, x_title="predicted class", y_title="true class", show_grid=False)
+    return _categorical_classes(
+        _layout(fig, title=title, x_title="predicted class", y_title="true class", show_grid=False)
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -769,32 +770,25 @@ def runs_overlay_figure(
     traces = []
     for index, (label, history) in enumerate(runs):
         color, dash = _style(index)
-        traces.append(
-            _history_trace(history, metric, name=str(label), color=color, dash=dash, as_percent=as_percent)
-        )
+        traces.append(_history_trace(history, metric, name=str(label), color=color, dash=dash, as_percent=as_percent))
     y_title = "accuracy (%)" if as_percent else "loss (nats)"
     title = f"{_METRIC_NAMES[metric]} across runs"
-    fig = _history_figure(
-        traces, title=title, y_title=y_title, empty_text="no run has data for this metric yet"
-    )
+    fig = _history_figure(traces, title=title, y_title=y_title, empty_text="no run has data for this metric yet")
     if as_percent:
         fig.update_yaxes(ticksuffix="%", autorangeoptions=_PERCENT_AUTORANGE)
     return fig
 
 
-def runs_per_class_figure(
-    runs: Sequence[tuple[str, Sequence[float]]], class_names: Sequence[str]
-) -> go.Figure:
+def runs_per_class_figure(runs: Sequence[tuple[str, Sequence[float]]], class_names: Sequence[str]) -> go.Figure:
     """Per-class accuracy (fractions (K,), shown in percent) as grouped bars, one colour per run."""
     names = _names(class_names)
     fig = go.Figure()
     for index, (label, accuracies) in enumerate(runs):
         percent = _percent(accuracies, f"accuracies of run {label!r}", (len(names),))
         fig.add_trace(_bar(names, percent, str(label), _style(index)[0], _PERCENT_VALUE))
-    _layout(
-        fig, title="Accuracy per class across runs", x_title="class", y_title="accuracy (%)", barmode="group"
-    )
+    _layout(fig, title="Accuracy per class across runs", x_title="class", y_title="accuracy (%)", barmode="group")
     fig.update_yaxes(range=[0, 102], ticksuffix="%")
+    _categorical_classes(fig)
     return fig
 
 
@@ -836,9 +830,7 @@ def image_figure(pixels: ArrayLike, title: str = "") -> go.Figure:
     """
     image = _np(pixels)
     if image.ndim == 3 and image.shape[2] == 3:
-        fig = go.Figure(
-            go.Image(z=_rgb_uint8(image), hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
-        )
+        fig = go.Figure(go.Image(z=_rgb_uint8(image), hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"))
     elif image.ndim == 2:
         low, high = (0.0, 255.0) if image.dtype == np.uint8 else _float_range(image.astype(float))
         fig = go.Figure(

@@ -4,6 +4,7 @@ import streamlit as st
 
 from distill_core.data import DATASETS, parse_classes
 from distill_core.reports import parse_seeds, run_label
+from distill_core.store import RunRecord
 from distill_core.training import TrainConfig, max_epochs
 from ui import live
 from ui.errors import friendly_errors
@@ -91,7 +92,7 @@ if submitted:
         st.query_params["run"] = ",".join(run_ids)
 
 
-def show_runs(records: list) -> None:
+def show_runs(records: list[RunRecord]) -> None:
     """Several seeds get an overview and a chooser; the chosen (or only) run gets the full view."""
     if len(records) > 1:
         live.show_seed_overview(records)

@@ -119,14 +119,15 @@ def show_results(record: RunRecord) -> None:
     st.subheader("Result")
     columns = st.columns(4 if corrected else 3)
     columns[0].metric(f"Teacher ({teacher.get('name')})", percent(teacher.get("test_accuracy")))
-    columns[1].metric("Baseline student (labels only)", percent(baseline["test_accuracy"]))
-    columns[2].metric("Distilled student", percent(distilled["test_accuracy"]), delta=f"{gain:+.2f} points")
+    columns[1].metric("Baseline (labels only)", percent(baseline["test_accuracy"]))
+    columns[2].metric("Distilled (soft targets)", percent(distilled["test_accuracy"]), delta=f"{gain:+.2f} points")
     if corrected:
         delta = 100 * (corrected["test_accuracy"] - distilled["test_accuracy"])
         columns[3].metric("Distilled + bias shift", percent(corrected["test_accuracy"]), delta=f"{delta:+.2f} points")
+    when = "after the last epoch, never the best one" if record.status == "completed" else "where the run stopped"
     st.caption(
-        "Test accuracy after the last epoch, never the best one. Both students started from the same weights and "
-        "saw the same batches; only the loss differed, so the gain is what the teacher's soft targets added."
+        f"Test accuracy {when}. Both students started from the same weights and saw the same batches; only the loss "
+        "differed, so the gain is what the teacher's soft targets added."
     )
     if corrected:
         _explain_bias_shift(corrected["class_bias"], config)
@@ -162,6 +163,9 @@ def _explain_bias_shift(class_bias: list[float], config: dict) -> None:
     unseen = reports.class_list(unseen_classes, config["dataset"])
     noun = "classes" if len(unseen_classes) > 1 else "class"
     shift = max(class_bias, key=abs)
+    if shift == 0:
+        st.caption(f"No logit shift for {noun} {unseen} helped on the validation split, so none was applied.")
+        return
     st.info(
         f"The students never saw {noun} {unseen}. The distilled one still learned about it from the teacher's soft "
         f"targets, but too timidly: adding {shift:+.2f} to the logit of {noun} {unseen} fixes that. The shift was "

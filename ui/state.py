@@ -20,7 +20,12 @@ class Selection:
 def selection() -> Selection:
     """The sidebar's choice, or the defaults when a page runs on its own (as in a test)."""
     dataset = st.session_state.get("dataset", DEFAULT_DATASET)
-    teacher = st.session_state.get("teacher") or default_teacher(dataset)
+    teacher = st.session_state.get("teacher")
+    if teacher is None:
+        try:
+            teacher = default_teacher(dataset)
+        except ValueError:  # no teacher for this dataset yet: pages show how to train one
+            teacher = ""
     return Selection(dataset, teacher)
 
 

@@ -99,8 +99,8 @@ def test_form_submission_records_the_run_and_shows_final_metrics(trained: tuple[
     assert record.config["student"] == "mlp:16" and record.config["epochs"] == 1
     assert record.config["train_fraction"] == pytest.approx(0.1) and record.config["batch_size"] == 64
     shown = metrics_by_label(app)
-    assert shown["Distilled student"] == f"{100 * record.metrics['distilled']['test_accuracy']:.1f}%"
-    assert shown["Baseline student (labels only)"] == f"{100 * record.metrics['baseline']['test_accuracy']:.1f}%"
+    assert shown["Distilled (soft targets)"] == f"{100 * record.metrics['distilled']['test_accuracy']:.1f}%"
+    assert shown["Baseline (labels only)"] == f"{100 * record.metrics['baseline']['test_accuracy']:.1f}%"
     assert not app.exception and not app.error
 
 
