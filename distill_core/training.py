@@ -274,7 +274,6 @@ class _PairLoop:
         return event
 
     def _result(self, status: str, timing: dict[str, float]) -> PairResult:
-        info = self.splits.info
         teacher = {
             "name": self.teacher.name,
             "test_accuracy": self.teacher.metadata.get("test_accuracy"),
