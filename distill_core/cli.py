@@ -46,20 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m distill_core",
         description="Distill Explorer: train teachers, run paired distillation experiments, inspect runs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--data-dir", help="data directory (default: $DISTILL_HOME or ~/.local/share/distill-explorer)"
-    )
+    parser.add_argument("--data-dir", help="data directory (default: $DISTILL_HOME or ~/.local/share/distill-explorer)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     _add_teacher_commands(commands)
     _add_train_command(commands)
     _add_runs_commands(commands)
     data = commands.add_parser("data", help="datasets").add_subparsers(dest="action", required=True)
     download = data.add_parser("download", help="download a torchvision dataset (needs internet)")
-    download.add_argument(
-        "name", choices=[name for name, info in DATASETS.items() if info.source != "bundled"]
-    )
+    download.add_argument("name", choices=[name for name, info in DATASETS.items() if info.source != "bundled"])
     download.set_defaults(handler=_cmd_data_download)
     return parser
 
@@ -67,17 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_teacher_commands(commands: Any) -> None:
     teacher = commands.add_parser("teacher", help="train, import or list teachers")
     actions = teacher.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
-    train = actions.add_parser(
-        "train", help="train a teacher", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    train = actions.add_parser("train", help="train a teacher", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name")
     train.add_argument("--architecture", default="cnn", help="architecture spec")
-    train.add_argument("--epochs", type=int, default=12)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, default=12, help="training epochs")
+    train.add_argument("--batch-size", type=int, default=64, help="examples per minibatch")
+    train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, jitter")
     train.add_argument("--shift-pixels", type=int, default=2, help="random +-pixel jitter")
-    train.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    train.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto: cuda, mps, then cpu")
     train.add_argument("--name", default="", help="teacher name (default: <dataset>-<architecture>-s<seed>)")
     train.add_argument("--output", help="write the checkpoint here instead of the teachers folder")
     train.set_defaults(handler=_cmd_teacher_train)
@@ -100,32 +93,22 @@ def _add_train_command(commands: Any) -> None:
     defaults = _TRAIN_DEFAULTS
     train.add_argument("--dataset", default=defaults.dataset, help="dataset name")
     train.add_argument("--teacher", default="", help="teacher name (default: the dataset's default teacher)")
-    train.add_argument(
-        "--student", default=defaults.student, help="student spec: mlp:H1-H2-..., cnn-small, cnn"
-    )
-    train.add_argument(
-        "--temperature", type=float, default=defaults.temperature, help="softmax temperature T"
-    )
-    train.add_argument(
-        "--alpha", type=float, default=defaults.alpha, help="weight of the soft term, in [0, 1]"
-    )
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--student", default=defaults.student, help="student spec: mlp:H1-H2-..., cnn-small, cnn")
+    train.add_argument("--temperature", type=float, default=defaults.temperature, help="softmax temperature T")
+    train.add_argument("--alpha", type=float, default=defaults.alpha, help="weight of the soft term, in [0, 1]")
+    train.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs for both students")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="examples per minibatch")
     train.add_argument("--lr", type=float, default=defaults.lr, help="learning rate")
-    train.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS, help="optimizer")
+    train.add_argument("--seed", type=int, default=defaults.seed, help="initial weights, batch order, jitter")
+    train.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one stored run each, mean +- std of the gain")
     train.add_argument(
-        "--seeds", help="several seeds, e.g. 0,1,2: one stored run each, mean +- std of the gain"
+        "--train-fraction", type=float, default=defaults.train_fraction, help="share of the train split to use"
     )
-    train.add_argument("--train-fraction", type=float, default=defaults.train_fraction)
-    train.add_argument(
-        "--omit-classes", default="", help="classes left out of the transfer set, e.g. 3 or 3,5"
-    )
+    train.add_argument("--omit-classes", default="", help="classes left out of the transfer set, e.g. 3 or 3,5")
     train.add_argument("--only-classes", default="", help="keep only these classes in the transfer set")
-    train.add_argument(
-        "--shift-pixels", type=int, default=defaults.shift_pixels, help="random +-pixel jitter"
-    )
-    train.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES)
+    train.add_argument("--shift-pixels", type=int, default=defaults.shift_pixels, help="random +-pixel jitter")
+    train.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES, help="auto: cuda, mps, then cpu")
     train.add_argument("--json", metavar="PATH", help="write the run's results as JSON to PATH")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
@@ -287,23 +270,17 @@ def _cmd_teacher_train(args: argparse.Namespace) -> int:
     )
 
     def report(event: dict[str, Any]) -> None:
-        print(
-            f"epoch {event['epoch']}/{event['epochs']}: val accuracy {event['val_accuracy']:.2%}", flush=True
-        )
+        print(f"epoch {event['epoch']}/{event['epochs']}: val accuracy {event['val_accuracy']:.2%}", flush=True)
 
     command = "python -m distill_core " + " ".join(sys.argv[1:])
-    path, metadata = train_teacher(
-        config, on_event=report, data_dir=args.data_dir, output=args.output, command=command
-    )
+    path, metadata = train_teacher(config, on_event=report, data_dir=args.data_dir, output=args.output, command=command)
     print(f"saved {path}: val {metadata['val_accuracy']:.2%}, test {metadata['test_accuracy']:.2%}")
     return 0
 
 
 def _cmd_teacher_import(args: argparse.Namespace) -> int:
     info = import_teacher(args.path, args.name, args.data_dir, architecture=args.arch, dataset=args.dataset)
-    print(
-        f"imported teacher {info.name!r} ({info.dataset}, {info.metadata.get('architecture')}) to {info.path}"
-    )
+    print(f"imported teacher {info.name!r} ({info.dataset}, {info.metadata.get('architecture')}) to {info.path}")
     return 0
 
 
@@ -322,12 +299,8 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         distilled = (record.metrics or {}).get("distilled", {}).get("test_accuracy")
         shown = f"{distilled:.2%}" if distilled is not None else "-"
         config = record.config
-        summary = (
-            f"{config.get('student', '')} T={config.get('temperature', '')}" if record.kind == "pair" else ""
-        )
-        print(
-            f"{record.run_id}  {record.created_at[:19]}  {record.kind:<7} {record.status:<11} {shown:>7}  {summary}"
-        )
+        summary = f"{config.get('student', '')} T={config.get('temperature', '')}" if record.kind == "pair" else ""
+        print(f"{record.run_id}  {record.created_at[:19]}  {record.kind:<7} {record.status:<11} {shown:>7}  {summary}")
     return 0
 
 

@@ -89,7 +89,7 @@ def train_teacher(
         event = {
             "epoch": epoch,
             "epochs": config.epochs,
-            "loss": float(loss),
+            "loss": loss.item(),
             "val_accuracy": accuracy(model, splits.val),
             "elapsed_seconds": time.perf_counter() - start,
         }

@@ -1,0 +1,150 @@
+"""The app in a real browser: `streamlit run app.py` on a free loopback port, driven by Playwright in Debian's
+Chromium. Every page opens without an exception, the temperature slider moves the numbers, and a tiny training run
+updates its live chart and finishes. A screenshot of each page is saved (artifacts/screenshots by default)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("DISTILL_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    home = tmp_path_factory.mktemp("e2e_home")
+    env = {**os.environ, "DISTILL_HOME": str(home), "DISTILL_MAX_WORKERS": "1"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"]  # fmt: skip
+    log = open(home / "server.log", "w")  # noqa: SIM115 - closed in the teardown below
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"streamlit did not start; log:\n{(home / 'server.log').read_text()[-3000:]}")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _open(page: Page, url: str) -> None:
+    page.goto(url)
+    _settle(page)
+
+
+def _settle(page: Page, timeout: float = 60_000) -> None:
+    """Wait until the script has finished its run (the app is idle) and nothing is still loading."""
+    page.wait_for_selector(IDLE, timeout=timeout)
+    page.wait_for_timeout(400)  # Plotly draws just after the script run ends
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def _no_exceptions(page: Page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+
+
+def _shoot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path", ["", "explorer", "train", "runs", "teachers"])
+def test_every_page_opens_without_an_exception(server, page, path):
+    _open(page, f"{server}/{path}")
+    _no_exceptions(page)
+    assert page.locator('[data-testid="stSidebar"]').count() == 1
+    _shoot(page, path or "home")
+
+
+def test_moving_the_temperature_slider_changes_the_entropy(server, page):
+    _open(page, f"{server}/explorer")
+    metrics = page.locator('[data-testid="stMetricValue"]')
+    expect(metrics.first).to_be_visible()
+    before = metrics.all_inner_texts()
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowRight")
+    _settle(page)
+    expect(metrics.first).not_to_have_text(before[0])
+    _no_exceptions(page)
+    _shoot(page, "explorer-hot")
+
+
+def test_a_tiny_run_updates_its_live_chart_and_finishes(server, page):
+    _open(page, f"{server}/train")
+    page.get_by_label("…or type one").fill("mlp:32")
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("6")
+    fraction = page.get_by_role("slider", name="Share of the train split used as the transfer set")
+    fraction.focus()
+    fraction.press("Home")  # the smallest transfer set: 5% of the train split
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url("**run=*", timeout=30_000)
+    run_id = page.url.split("run=")[1].split("&")[0]
+    assert run_id
+
+    # The live chart's plotted points grow while the run trains: count the accuracy markers over time.
+    seen_epochs = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        text = page.locator('[data-testid="stMain"]').inner_text()
+        seen_epochs.update(
+            int(part.split("/")[0].split()[-1]) for part in text.split("epoch ")[1:] if part.split("/")[0].strip().isdigit()
+        )
+        if "Final results" in text or page.locator('[data-testid="stMetric"]').count() >= 2:
+            break
+        page.wait_for_timeout(500)
+    _settle(page)
+    _no_exceptions(page)
+    expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    _shoot(page, "train-finished")
