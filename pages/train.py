@@ -94,6 +94,10 @@ if submitted:
 
 def show_runs(records: list[RunRecord]) -> None:
     """Several seeds get an overview and a chooser; the chosen (or only) run gets the full view."""
+    records = [record for record in records if record.kind == "pair"]
+    if not records:
+        st.warning("The run in the address is a teacher run: follow it on the Teachers page.")
+        return
     if len(records) > 1:
         live.show_seed_overview(records)
         labels = {record.run_id: run_label(record) for record in records}
