@@ -4,14 +4,14 @@ import streamlit as st
 
 from ui.sidebar import render_sidebar
 
-st.set_page_config(page_title="Distill Explorer", page_icon="🎓", layout="wide")
+st.set_page_config(page_title="Distill Explorer", page_icon=":material/school:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/explorer.py", title="Temperature explorer", icon="🌡️"),
-    st.Page("pages/train.py", title="Train", icon="🏃"),
-    st.Page("pages/runs.py", title="Runs", icon="📊"),
-    st.Page("pages/teachers.py", title="Teachers", icon="🧑‍🏫"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/explorer.py", title="Temperature explorer", icon=":material/thermostat:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("pages/teachers.py", title="Teachers", icon=":material/school:"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -19,8 +19,10 @@ from typing import Any, NoReturn
 
 from .data import DATASETS, DEFAULT_DATASET, download_dataset, get_info, parse_classes
 from .devices import DEVICE_CHOICES
+from .reports import parse_seeds
 from .runs import execute_pair_run, run_report
 from .store import RunStore, StoreError
+from .teacher_training import TeacherConfig, train_teacher
 from .teachers import default_teacher, import_teacher, list_teachers
 from .training import OPTIMIZERS, TrainConfig, summarize_seeds
 
@@ -64,12 +66,12 @@ def _add_teacher_commands(commands: Any) -> None:
     actions = teacher.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
     train = actions.add_parser("train", help="train a teacher", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name")
-    train.add_argument("--architecture", default="cnn", help="architecture spec")
-    train.add_argument("--epochs", type=int, default=12, help="training epochs")
-    train.add_argument("--batch-size", type=int, default=64, help="examples per minibatch")
-    train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    train.add_argument("--architecture", default=TeacherConfig.architecture, help="architecture spec")
+    train.add_argument("--epochs", type=int, default=TeacherConfig.epochs, help="training epochs")
+    train.add_argument("--batch-size", type=int, default=TeacherConfig.batch_size, help="examples per minibatch")
+    train.add_argument("--lr", type=float, default=TeacherConfig.lr, help="Adam learning rate")
     train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, jitter")
-    train.add_argument("--shift-pixels", type=int, default=2, help="random +-pixel jitter")
+    train.add_argument("--shift-pixels", type=int, default=TeacherConfig.shift_pixels, help="random +-pixel jitter")
     train.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="auto: cuda, mps, then cpu")
     train.add_argument("--name", default="", help="teacher name (default: <dataset>-<architecture>-s<seed>)")
     train.add_argument("--output", help="write the checkpoint here instead of the teachers folder")
@@ -171,17 +173,9 @@ def _config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
     )
 
 
-def _parse_seeds(text: str | None, default: int) -> list[int]:
-    if not text:
-        return [default]
-    try:
-        return [int(part) for part in re.split(r"[,\s]+", text.strip()) if part]
-    except ValueError:
-        raise ValueError(f"--seeds must be integers separated by commas, got {text!r}") from None
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    configs = [_config_from_args(args, seed) for seed in _parse_seeds(args.seeds, args.seed)]
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    configs = [_config_from_args(args, seed) for seed in seeds]
     store = RunStore(data_dir=args.data_dir)
     teacher = configs[0].teacher or default_teacher(configs[0].dataset, args.data_dir)
     stop = _stop_on_interrupt()
@@ -255,8 +249,6 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 
 def _cmd_teacher_train(args: argparse.Namespace) -> int:
-    from .teacher_training import TeacherConfig, train_teacher
-
     config = TeacherConfig(
         dataset=args.dataset,
         name=args.name,

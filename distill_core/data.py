@@ -493,9 +493,7 @@ def _class_index(entry: int | str, info: DatasetInfo, argument: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_shift(
-    images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shift each image (B, C, H, W) by its own integer (dx, dy) in [-max_shift, max_shift], zero fill.
 
     This is Hinton et al.'s +-2 px jitter, done in one gather on the images' device. The offsets

@@ -163,9 +163,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > _INK_THRESHOLD).any(axis=0))
     if len(rows) == 0:
-        raise ValueError(
-            "the image looks blank (no strokes found); upload a drawing with clearly visible ink"
-        )
+        raise ValueError("the image looks blank (no strokes found); upload a drawing with clearly visible ink")
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
@@ -173,9 +171,7 @@ def _place_ink(ink: np.ndarray, box: int, centre_by_mass: bool, frame: tuple[int
     """Resize so the longer side is ``box`` px (aspect kept) and paste into a zero ``frame``."""
     scale = box / max(ink.shape)
     new_height, new_width = (max(1, round(side * scale)) for side in ink.shape)
-    resized = Image.fromarray(ink.astype(np.float32)).resize(
-        (new_width, new_height), Image.Resampling.LANCZOS
-    )
+    resized = Image.fromarray(ink.astype(np.float32)).resize((new_width, new_height), Image.Resampling.LANCZOS)
     glyph = np.clip(np.asarray(resized), 0.0, 1.0)  # LANCZOS rings slightly outside [0, 1]
     frame_height, frame_width = frame
     if centre_by_mass:

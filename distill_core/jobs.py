@@ -138,9 +138,7 @@ class JobManager:
     def wait(self, run_id: str, timeout: float | None = None) -> JobStatus:
         """Block until the run is no longer live here (or `timeout` seconds pass); return its status."""
         with self._changed:
-            self._changed.wait_for(
-                lambda: run_id not in self._queued and run_id not in self._running, timeout
-            )
+            self._changed.wait_for(lambda: run_id not in self._queued and run_id not in self._running, timeout)
         return self.status(run_id)
 
     def live_run_ids(self) -> list[str]:
@@ -181,9 +179,7 @@ class JobManager:
     def _start_workers(self) -> None:
         """Start the pool on first use (caller holds the lock); idle workers wait on the condition."""
         while len(self._workers) < self.max_workers:
-            worker = threading.Thread(
-                target=self._work, name=f"distill-worker-{len(self._workers) + 1}", daemon=True
-            )
+            worker = threading.Thread(target=self._work, name=f"distill-worker-{len(self._workers) + 1}", daemon=True)
             self._workers.append(worker)
             worker.start()
 
@@ -220,9 +216,7 @@ class JobManager:
             if job.stop.is_set():
                 self._record_end(job.run_id, "cancelled", None)
             else:
-                self._record_end(
-                    job.run_id, "failed", "the runner returned without recording how the run ended"
-                )
+                self._record_end(job.run_id, "failed", "the runner returned without recording how the run ended")
 
     def _record_end(self, run_id: str, status: str, error: str | None) -> None:
         """Set a final status; if that fails (run deleted meanwhile, store not writable) only log it."""
@@ -242,9 +236,7 @@ def _default_runners(data_dir: str | os.PathLike[str] | None = None) -> dict[str
     """The training runners of distill_core.runs, imported on first use so importing jobs stays light."""
 
     def runner(name: str) -> Runner:
-        def run(
-            run_id: str, config: dict[str, Any], store: RunStore, should_stop: Callable[[], bool]
-        ) -> None:
+        def run(run_id: str, config: dict[str, Any], store: RunStore, should_stop: Callable[[], bool]) -> None:
             from . import runs
 
             getattr(runs, name)(run_id, config, store, should_stop, data_dir=data_dir)

@@ -76,9 +76,7 @@ class Normalize(nn.Module):
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     # Each block halves H and W: 28 -> 14 -> 7 (MNIST) or 32 -> 16 -> 8 (CIFAR-10).
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
-    )
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
 
 
 def _cnn(info: DatasetInfo, widths: tuple[int, int], dense: int | None, dropout: float) -> nn.Sequential:
@@ -115,7 +113,7 @@ def build_model(spec: str | ModelSpec, info: DatasetInfo) -> nn.Module:
     """Build a freshly initialised model for a dataset; the seed is the caller's business."""
     parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
     if parsed.kind == "cnn":
-        return _cnn(info, widths=(32, 64), dense=128, dropout=0.3)
+        return _cnn(info, widths=(32, 64), dense=128, dropout=0.5)
     if parsed.kind == "cnn-small":
         return _cnn(info, widths=(8, 16), dense=None, dropout=0.0)
     return _mlp(info, parsed.hidden)

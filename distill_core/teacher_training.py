@@ -31,7 +31,7 @@ class TeacherConfig:
     dataset: str = "mnist5k"
     name: str = ""  # file name in the teachers folder; "" means "<dataset>-<architecture>-s<seed>"
     architecture: str = "cnn"
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0

@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,9 +151,7 @@ def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     try:
         metadata = json.loads(header.get(_SAFETENSORS_KEY, "{}"))
     except json.JSONDecodeError:
-        raise ValueError(
-            f"checkpoint {file.name!r} has unreadable metadata in its safetensors header"
-        ) from None
+        raise ValueError(f"checkpoint {file.name!r} has unreadable metadata in its safetensors header") from None
     return state, metadata if isinstance(metadata, dict) else {}
 
 
@@ -160,19 +159,13 @@ def _read_torch(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         # weights_only=True: the restricted unpickler accepts tensors and plain containers and refuses any
         # global it does not know, so a pickled __reduce__ payload is rejected instead of run.
-        payload = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # foreign pickles trigger a protocol warning; the refusal says enough
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = _unpickler_reason(str(error))
         raise ValueError(f"checkpoint {file.name!r} was refused by the safe loader: {reason}") from None
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        ValueError,
-        zipfile.BadZipFile,
-        KeyError,
-        AttributeError,
-    ) as error:
+    except Exception as error:  # damaged files surface as many types (RuntimeError, EOFError, IndexError, ...)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"checkpoint {file.name!r} is not a readable PyTorch file ({reason})") from None
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
@@ -180,17 +173,18 @@ def _read_torch(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     else:
         state, metadata = payload, {}
     if not isinstance(metadata, dict) or not _is_state_dict(state):
-        raise ValueError(
-            f"checkpoint {file.name!r} does not hold a state_dict (a mapping of names to tensors)"
-        )
+        raise ValueError(f"checkpoint {file.name!r} does not hold a state_dict (a mapping of names to tensors)")
     return dict(state), metadata
 
 
 def _unpickler_reason(message: str) -> str:
-    """The one informative line of torch's weights_only refusal (it names the global it would not load)."""
-    for line in message.splitlines():
+    """The informative part of torch's weights_only refusal (the global or opcode it would not load)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for number, line in enumerate(lines):
         if "WeightsUnpickler error:" in line:
-            return line.split("WeightsUnpickler error:", 1)[1].strip()
+            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
+            detail = detail or (lines[number + 1] if number + 1 < len(lines) else "")
+            return detail.split(". Please use")[0] or "it contains objects other than tensors"
     return "it contains objects other than tensors and plain values"
 
 
@@ -220,8 +214,7 @@ def build_teacher_model(
         first = str(error).splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
         raise ValueError(
-            f"{name} does not fit architecture {architecture!r} for {dataset} "
-            f"({info.num_classes} classes): {detail}"
+            f"{name} does not fit architecture {architecture!r} for {dataset} ({info.num_classes} classes): {detail}"
         ) from None
     if not all(torch.isfinite(tensor).all() for tensor in state.values() if tensor.is_floating_point()):
         raise ValueError(f"{name} contains NaN or infinite weights")
@@ -232,9 +225,7 @@ def teachers_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return subdir("teachers", data_dir)
 
 
-def list_teachers(
-    data_dir: str | os.PathLike[str] | None = None, dataset: str | None = None
-) -> list[TeacherInfo]:
+def list_teachers(data_dir: str | os.PathLike[str] | None = None, dataset: str | None = None) -> list[TeacherInfo]:
     """The bundled teachers, then the user's trained and imported ones; unreadable files are skipped."""
     found = [_describe(path, "bundled") for path in sorted(BUNDLED_DIR.glob("*.pt"))]
     for path in sorted(teachers_dir(data_dir).glob("*.pt")):

@@ -69,9 +69,7 @@ def _check_labels(labels: Tensor, batch: int | None, name: str = "labels") -> No
         raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.dim() != 1 or (batch is not None and labels.shape[0] != batch):
         expected = "(batch,)" if batch is None else f"({batch},)"
-        raise ValueError(
-            f"{name} must have shape {expected}, one class index per example, got {tuple(labels.shape)}"
-        )
+        raise ValueError(f"{name} must have shape {expected}, one class index per example, got {tuple(labels.shape)}")
 
 
 def _check_label_range(labels: Tensor, num_classes: int, name: str = "labels") -> None:
@@ -195,9 +193,7 @@ def _kd_terms(
     alpha = validate_alpha(alpha)
     _check_logit_pair(student_logits, teacher_logits)
     if labels is None and alpha < 1:
-        raise ValueError(
-            f"labels are required when alpha < 1 (got alpha={alpha}); pass labels or set alpha=1"
-        )
+        raise ValueError(f"labels are required when alpha < 1 (got alpha={alpha}); pass labels or set alpha=1")
     if labels is not None:
         _check_labels(labels, student_logits.shape[0])
 
@@ -335,9 +331,7 @@ def smoothing_for_entropy(target_entropy: float, num_classes: int) -> float:
     max_entropy = math.log(num_classes)
     tolerance = 1e-6 * max_entropy  # float32 entropies can overshoot log K by a few ulps
     if not -tolerance <= target <= max_entropy + tolerance:
-        raise ValueError(
-            f"target_entropy must lie in [0, log {num_classes} = {max_entropy:.6f}], got {target!r}"
-        )
+        raise ValueError(f"target_entropy must lie in [0, log {num_classes} = {max_entropy:.6f}], got {target!r}")
     if target >= max_entropy:
         # Entropy is flat at the uniform end (its maximum), so bisection would stop ~1e-8 short of 1.
         return 1.0

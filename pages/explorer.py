@@ -14,7 +14,7 @@ from ui import resources
 from ui.errors import friendly_errors
 from ui.state import selection
 
-st.title("🌡️ Temperature explorer")
+st.title("Temperature explorer")
 st.caption("Raise the temperature and the teacher's hesitations become visible: that is what a student learns from.")
 
 try:
@@ -23,7 +23,7 @@ except ValueError:  # no default teacher for this dataset
     chosen = None
 if chosen is None or not chosen.teacher:
     st.info("This dataset has no teacher yet. Train or import one on the **Teachers** page, then come back.")
-    st.page_link("pages/teachers.py", label="Go to Teachers", icon="🧑‍🏫")
+    st.page_link("pages/teachers.py", label="Go to Teachers", icon=":material/school:")
     st.stop()
 
 splits = loaded = None
@@ -107,7 +107,7 @@ with st.expander("1 · Pick an example", expanded=True):
             on_change=pick_nth_of_class,
         )
     with at_random:
-        st.button("🎲 Show a random test example", key="explorer_random", on_click=pick_random)
+        st.button("Show a random test example", icon=":material/casino:", key="explorer_random", on_click=pick_random)
     with unsure:
         st.caption("The test examples where the teacher's answer at T = 1 has the highest entropy.")
         st.radio(

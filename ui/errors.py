@@ -23,6 +23,4 @@ def friendly_errors(action: str = "") -> Iterator[None]:
         st.error(f"{prefix}{error}")
     except Exception:
         log.exception("unexpected error %s", action)
-        st.error(
-            f"{prefix}something went wrong on our side. Reload the page; if it persists, check the server log."
-        )
+        st.error(f"{prefix}something went wrong on our side. Reload the page; if it persists, check the server log.")

@@ -88,7 +88,9 @@ def _settle(page: Page, timeout: float = 60_000) -> None:
 
 
 def _no_exceptions(page: Page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
 
 
 def _shoot(page: Page, name: str) -> None:
@@ -138,7 +140,9 @@ def test_a_tiny_run_updates_its_live_chart_and_finishes(server, page):
     while time.monotonic() < deadline:
         text = page.locator('[data-testid="stMain"]').inner_text()
         seen_epochs.update(
-            int(part.split("/")[0].split()[-1]) for part in text.split("epoch ")[1:] if part.split("/")[0].strip().isdigit()
+            int(part.split("/")[0].split()[-1])
+            for part in text.split("epoch ")[1:]
+            if part.split("/")[0].strip().isdigit()
         )
         if "Final results" in text or page.locator('[data-testid="stMetric"]').count() >= 2:
             break

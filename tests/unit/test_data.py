@@ -185,9 +185,7 @@ def _tiny_cifar_files(root: Path, per_batch: int = 6):
         labels = [int(label) for label in rng.integers(0, 10, size=per_batch)]
         (folder / file).write_bytes(pickle.dumps({"data": rows, "labels": labels}))
         batches[file] = (rows.reshape(-1, 3, 32, 32), np.array(labels))
-    (folder / "batches.meta").write_bytes(
-        pickle.dumps({"label_names": list(data.get_info("cifar10").class_names)})
-    )
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(data.get_info("cifar10").class_names)}))
     return folder, batches
 
 
@@ -238,9 +236,7 @@ def test_truncated_idx_file_is_reported_as_corrupt(tmp_path):
     _tiny_mnist_files(tmp_path, "MNIST")
     image_file = tmp_path / "datasets" / "MNIST" / "raw" / "train-images-idx3-ubyte"
     image_file.write_bytes(image_file.read_bytes()[:1000])  # header says 40 images; 1 is left
-    with pytest.raises(
-        ValueError, match=r"dataset 'mnist' in .* looks corrupt or truncated .*data download mnist"
-    ):
+    with pytest.raises(ValueError, match=r"dataset 'mnist' in .* looks corrupt or truncated .*data download mnist"):
         data.load_dataset("mnist", data_dir=tmp_path)
 
 
@@ -296,9 +292,7 @@ def test_fraction_is_stratified_seeded_and_exact(uneven_labels):
     full = torch.bincount(uneven_labels, minlength=10)
     assert torch.all((kept - 0.3 * full).abs() <= 1), kept
     assert torch.equal(indices, data.transfer_indices(uneven_labels, fraction=0.3, num_classes=10, seed=1))
-    assert not torch.equal(
-        indices, data.transfer_indices(uneven_labels, fraction=0.3, num_classes=10, seed=2)
-    )
+    assert not torch.equal(indices, data.transfer_indices(uneven_labels, fraction=0.3, num_classes=10, seed=2))
 
 
 def test_tiny_fraction_keeps_one_example(uneven_labels):
@@ -371,9 +365,7 @@ def test_parse_classes_accepts(text, dataset, expected):
     assert data.parse_classes(text, data.get_info(dataset)) == expected
 
 
-@pytest.mark.parametrize(
-    ("text", "bad"), [("3,cat", "'cat'"), ("10", "'10'"), ([-1], "-1"), ("ankle", "'ankle'")]
-)
+@pytest.mark.parametrize(("text", "bad"), [("3,cat", "'cat'"), ("10", "'10'"), ([-1], "-1"), ("ankle", "'ankle'")])
 def test_parse_classes_names_the_unknown_entry(text, bad):
     info = data.get_info("fashion-mnist") if text == "ankle" else data.get_info("mnist")
     with pytest.raises(ValueError, match=rf"--omit-classes: unknown class {bad} .*0\.\.9 or one of: "):
@@ -409,10 +401,7 @@ def test_shift_fills_with_zeros_and_matches_a_per_sample_roll():
     for image, out in zip(images, shifted, strict=True):
         # oracle: find the offset by brute force among all allowed ones
         matches = [
-            (dy, dx)
-            for dy in range(-3, 4)
-            for dx in range(-3, 4)
-            if torch.equal(out, _shift_reference(image, dy, dx))
+            (dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if torch.equal(out, _shift_reference(image, dy, dx))
         ]
         assert len(matches) == 1
 

@@ -18,9 +18,7 @@ from distill_core import data, images
 MNIST = data.get_info("mnist")
 
 
-def _digit(
-    mode: str = "L", ink: object = 0, paper: object = 255, size: tuple[int, int] = (200, 300)
-) -> Image.Image:
+def _digit(mode: str = "L", ink: object = 0, paper: object = 255, size: tuple[int, int] = (200, 300)) -> Image.Image:
     """A hand-drawn-looking 7, off-centre on purpose, in ``mode`` with the given ink and paper colours."""
     image = Image.new(mode, size, paper)
     ImageDraw.Draw(image).line([(30, 40), (130, 40), (60, 250)], fill=ink, width=18)
@@ -87,9 +85,7 @@ def test_real_mnist_digits_survive_the_round_trip():
     test = data.load_dataset("mnist5k").test
     correlations = []
     for pixels in test.images[:20, 0].numpy():
-        drawing = Image.fromarray(((1 - pixels) * 255).astype(np.uint8)).resize(
-            (112, 112), Image.Resampling.BICUBIC
-        )
+        drawing = Image.fromarray(((1 - pixels) * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.BICUBIC)
         example = images.image_to_example(_encode(drawing, "PNG"), MNIST)
         correlations.append(np.corrcoef(example.numpy().ravel(), pixels.ravel())[0, 1])
     assert np.mean(correlations) > 0.9, correlations
@@ -134,12 +130,8 @@ def test_colour_dataset_is_resized_to_32x32():
     ImageDraw.Draw(photo).rectangle((150, 0, 299, 199), fill=(0, 0, 255))
     example = images.image_to_example(_encode(photo, "PNG"), data.get_info("cifar10"))
     assert example.shape == (3, 32, 32) and example.dtype == torch.float32
-    assert torch.allclose(
-        example[:, :, :10], torch.tensor([1.0, 0, 0])[:, None, None].expand(3, 32, 10), atol=0.01
-    )
-    assert torch.allclose(
-        example[:, :, -10:], torch.tensor([0, 0, 1.0])[:, None, None].expand(3, 32, 10), atol=0.01
-    )
+    assert torch.allclose(example[:, :, :10], torch.tensor([1.0, 0, 0])[:, None, None].expand(3, 32, 10), atol=0.01)
+    assert torch.allclose(example[:, :, -10:], torch.tensor([0, 0, 1.0])[:, None, None].expand(3, 32, 10), atol=0.01)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,16 +143,11 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height but carries only a few bytes of pixel data."""
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-        )
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )
 
 
@@ -179,9 +166,7 @@ def test_decompression_bomb_is_refused_before_decoding(monkeypatch, size):
     monkeypatch.setattr(ImageFile.ImageFile, "load", fail_load)
     limit_before, filters_before = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
     started = time.perf_counter()
-    with pytest.raises(
-        ValueError, match=r"the image is too large .*25,000,000 pixels.*upload a smaller image"
-    ):
+    with pytest.raises(ValueError, match=r"the image is too large .*25,000,000 pixels.*upload a smaller image"):
         images.image_to_example(encoded, MNIST)
     assert time.perf_counter() - started < 1.0
     # PIL's global limit and the warning filters are left exactly as they were

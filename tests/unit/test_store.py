@@ -96,10 +96,7 @@ def test_lifecycle_events_and_finish(store):
     store.mark_running(run_id)
     running = store.get_run(run_id)
     assert running.status == "running" and running.started_at is not None
-    events = [
-        {"epoch": epoch, "step": 10 * epoch, "distilled_val_accuracy": 0.5 + epoch / 10}
-        for epoch in (1, 2, 3)
-    ]
+    events = [{"epoch": epoch, "step": 10 * epoch, "distilled_val_accuracy": 0.5 + epoch / 10} for epoch in (1, 2, 3)]
     assert [store.append_event(run_id, event) for event in events] == [1, 2, 3]
     store.finish_run(run_id, "completed", {"distilled": {"test_accuracy": 0.91}}, {"seconds": 1.5})
 
@@ -235,9 +232,7 @@ def test_two_processes_append_concurrently_without_losing_rows(store, db_path, t
         assert writer.wait(timeout=60) == 0
         writer.stdout.close()
 
-    seqs = [
-        seq for (seq,) in raw_rows(db_path, "SELECT seq FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
-    ]
+    seqs = [seq for (seq,) in raw_rows(db_path, "SELECT seq FROM events WHERE run_id = ? ORDER BY seq", (run_id,))]
     assert seqs == list(range(1, 401))
     history = store.history(run_id)
     for name in ("a", "b"):
@@ -438,9 +433,7 @@ def test_a_missing_store_in_a_read_only_folder_raises_store_error(tmp_path):
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        message = in_forked_child_without_override(
-            lambda: _store_error_of(lambda: RunStore(parent / "new" / "r.db"))
-        )
+        message = in_forked_child_without_override(lambda: _store_error_of(lambda: RunStore(parent / "new" / "r.db")))
     finally:
         parent.chmod(0o755)
     assert message.startswith(f"the run store at {parent / 'new' / 'r.db'} is not writable")

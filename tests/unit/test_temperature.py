@@ -88,9 +88,7 @@ def test_soft_targets_are_finite_distributions_for_huge_logits(dtype, temperatur
 def test_soft_targets_match_python_softmax():
     logits = torch.tensor([[2.0, -1.0, 0.5, 3.0], [0.0, 0.0, 0.0, 10.0]], dtype=torch.float64)
     for temperature in (0.5, 1.0, 4.0, 20.0):
-        expected = torch.tensor(
-            [py_softmax(row, temperature) for row in logits.tolist()], dtype=torch.float64
-        )
+        expected = torch.tensor([py_softmax(row, temperature) for row in logits.tolist()], dtype=torch.float64)
         torch.testing.assert_close(soft_targets(logits, temperature), expected)
 
 
@@ -179,9 +177,7 @@ def test_entropy_vs_temperature_matches_a_loop_over_examples():
     assert curves.shape == (3, 4)
     for m, temperature in enumerate(temps.tolist()):
         for n in range(4):
-            assert curves[m, n].item() == pytest.approx(
-                py_entropy(py_softmax(logits[n].tolist(), temperature))
-            )
+            assert curves[m, n].item() == pytest.approx(py_entropy(py_softmax(logits[n].tolist(), temperature)))
 
 
 def test_entropy_vs_temperature_rejects_bad_temperatures():

@@ -96,9 +96,7 @@ def test_soft_targets_without_label_has_two_traces():
 def test_soft_targets_accepts_torch_tensors():
     import torch
 
-    fig = viz.soft_targets_figure(
-        NAMES, torch.tensor(PROBS_T), torch.tensor(PROBS_1), label=None, temperature=2.0
-    )
+    fig = viz.soft_targets_figure(NAMES, torch.tensor(PROBS_T), torch.tensor(PROBS_1), label=None, temperature=2.0)
     np.testing.assert_allclose(fig.data[1].y, PROBS_T)
 
 
@@ -258,9 +256,7 @@ def test_smoothing_vs_soft_puts_both_at_the_same_entropy():
 
 def test_gradient_figure_shows_scaled_unscaled_and_logit_matching():
     unscaled = np.array([0.01, -0.02, 0.005, 0.005])
-    fig = viz.gradient_figure(
-        NAMES, unscaled, unscaled * 16, np.array([0.1, -0.3, 0.1, 0.1]), temperature=4.0
-    )
+    fig = viz.gradient_figure(NAMES, unscaled, unscaled * 16, np.array([0.1, -0.3, 0.1, 0.1]), temperature=4.0)
     assert len(fig.data) == 3
     np.testing.assert_allclose(fig.data[0].y, unscaled)
     np.testing.assert_allclose(fig.data[1].y, unscaled * 16)
@@ -434,9 +430,7 @@ def _every_figure() -> dict[str, go.Figure]:
         "soft_targets": viz.soft_targets_figure(NAMES, PROBS_T, PROBS_1, 0, 2.0),
         "entropy_curve": viz.entropy_curve_figure(TEMPS, ENTROPIES, 2.0, K),
         "animation": viz.softmax_animation_figure(NAMES, TEMPS[:2], np.full((2, K), 0.25)),
-        "dataset_entropy": viz.dataset_entropy_figure(
-            TEMPS, ENTROPIES, np.tile(ENTROPIES, (K, 1)), NAMES, 2.0
-        ),
+        "dataset_entropy": viz.dataset_entropy_figure(TEMPS, ENTROPIES, np.tile(ENTROPIES, (K, 1)), NAMES, 2.0),
         "dark_knowledge": viz.dark_knowledge_figure(_mean_soft_targets(), NAMES, True, 2.0),
         "smoothing": viz.smoothing_vs_soft_figure(NAMES, PROBS_T, PROBS_1, 0, 1.0),
         "gradient": viz.gradient_figure(NAMES, PROBS_T, PROBS_T, PROBS_T, 2.0),
