@@ -139,8 +139,16 @@ def _layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
         paper_bgcolor=_TRANSPARENT,
         plot_bgcolor=_TRANSPARENT,
-        margin={"l": 64, "r": 24, "t": 88, "b": 56},
-        legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom", "bgcolor": _TRANSPARENT},
+        margin={"l": 64, "r": 24, "t": 64, "b": 110},
+        # The legend sits at the bottom of the figure: above the plot it collides with the title once it wraps.
+        legend={
+            "orientation": "h",
+            "x": 0.0,
+            "y": 0.0,
+            "yref": "container",
+            "yanchor": "bottom",
+            "bgcolor": _TRANSPARENT,
+        },
         hoverlabel={"namelength": -1},
         **layout,
     )

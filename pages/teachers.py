@@ -41,7 +41,7 @@ with st.form("teacher_form"):
     left, right = st.columns(2)
     dataset = left.selectbox("Dataset", list(DATASETS), key="teacher_dataset")
     architecture = right.selectbox("Architecture", ["cnn", "mlp:1200-1200", "cnn-small"], key="teacher_arch")
-    epochs = left.number_input("Epochs", 1, max_epochs(), value=12, key="teacher_epochs")
+    epochs = left.number_input("Epochs", 1, max_epochs(), value=TeacherConfig.epochs, key="teacher_epochs")
     seed = right.number_input("Seed", 0, 2**31 - 1, value=0, key="teacher_seed")
     name = st.text_input("Name (optional)", key="teacher_name", placeholder="e.g. mnist5k-cnn-long")
     start = st.form_submit_button("Train teacher", type="primary")

@@ -19,7 +19,9 @@ from distill_core.teachers import Teacher, load_teacher, teacher_logits
 
 @st.cache_resource(show_spinner=False)
 def run_store() -> RunStore:
-    return RunStore()
+    store = RunStore()
+    store.recover_interrupted()  # runs left "running" by a server that died show as interrupted
+    return store
 
 
 @st.cache_resource(show_spinner=False)
