@@ -3,7 +3,7 @@
 It prints the wall time until every run has finished, how many trained at once (sampled from the run store), the
 final statuses, and the process's peak resident memory, before and after the load.
 
-    python benchmarks/load_sessions.py --sessions 20
+    python -m benchmarks.load_sessions --sessions 20
 """
 
 from __future__ import annotations

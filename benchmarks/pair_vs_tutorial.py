@@ -11,7 +11,7 @@ the same architecture, batch size, optimizer, epochs and per-epoch evaluation. O
 It prints the median wall time of each (several runs, interleaved so machine noise hits both), their ratio, and the
 pair run's achieved FLOP/s as a fraction of this machine's matmul peak measured in the same process.
 
-    python benchmarks/pair_vs_tutorial.py --epochs 3 --repeats 3
+    python -m benchmarks.pair_vs_tutorial --epochs 3 --repeats 3
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def train_teacher(
     splits = load_dataset(config.dataset, data_dir=data_dir, device=device)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, splits.info).to(device)
-    optimizer = make_optimizer("adam", model.parameters(), config.lr)
+    optimizer = make_optimizer("adam", model.parameters(), config.lr, device)
     generator = torch.Generator().manual_seed(config.seed)
     train = splits.train
     start = time.perf_counter()
