@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui.errors import friendly_errors
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Distill Explorer", page_icon=":material/school:", layout="wide")
@@ -15,5 +16,8 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
-render_sidebar()
-navigation.run()
+# The safety net for every page: a bad value or an unusable run store becomes st.error, never a traceback.
+with friendly_errors():
+    render_sidebar()
+with friendly_errors():
+    navigation.run()

@@ -7,7 +7,7 @@ from distill_core import reports, viz
 from distill_core.data import DATASETS
 from distill_core.store import TERMINAL_STATUSES
 from ui.errors import friendly_errors
-from ui.resources import run_store
+from ui.resources import store_or_stop
 
 METRICS = [
     "distilled_test_accuracy",
@@ -25,7 +25,7 @@ st.caption(
     "Every paired run this server has recorded. Tick rows to compare their curves and per-class accuracy, "
     "download them, or delete them. Accuracies are on the test split after the last epoch."
 )
-store = run_store()
+store = store_or_stop()
 
 
 def delete_selected(run_ids: list[str]) -> None:

@@ -8,7 +8,7 @@ from distill_core.store import RunRecord
 from distill_core.training import TrainConfig, max_epochs
 from ui import live
 from ui.errors import friendly_errors
-from ui.resources import job_manager, run_store
+from ui.resources import job_manager, store_or_stop
 from ui.state import selection, session_owner
 
 STUDENTS = ["mlp:800-800", "mlp:30", "cnn-small"]
@@ -106,6 +106,7 @@ def show_runs(records: list[RunRecord]) -> None:
     live.show_pair_run(records[0])
 
 
+store = store_or_stop()
 if run_ids := live.url_run_ids():
     st.divider()
     live.follow(run_ids, show_runs)
@@ -113,8 +114,8 @@ if run_ids := live.url_run_ids():
 st.divider()
 st.subheader("Your runs")
 owner = session_owner()
-mine = [record for record in run_store().list_runs(owner=owner, limit=20) if record.kind == "pair"]
-others = [record for record in run_store().list_runs(limit=30) if record.kind == "pair" and record.owner != owner]
+mine = [record for record in store.list_runs(owner=owner, limit=20) if record.kind == "pair"]
+others = [record for record in store.list_runs(limit=30) if record.kind == "pair" and record.owner != owner]
 labels = {r.run_id: f"{'yours' if r.owner == owner else 'other'} · {r.status} · {run_label(r)}" for r in mine + others}
 if not labels:
     st.caption("Runs you start appear here, so you can come back to them later.")

@@ -13,7 +13,7 @@ import torch
 
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.jobs import JobManager, get_manager
-from distill_core.store import RunStore
+from distill_core.store import RunStore, StoreError
 from distill_core.teachers import Teacher, load_teacher, teacher_logits
 
 
@@ -22,6 +22,18 @@ def run_store() -> RunStore:
     store = RunStore()
     store.recover_interrupted()  # runs left "running" by a server that died show as interrupted
     return store
+
+
+def store_or_stop() -> RunStore:
+    """The run store, or an st.error saying why it cannot be used and the end of this page's run.
+
+    Not cached on failure, so the page works again as soon as the folder is fixed.
+    """
+    try:
+        return run_store()
+    except StoreError as error:
+        st.error(f"Runs cannot be shown or started: {error}")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
