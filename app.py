@@ -8,11 +8,11 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="Distill Explorer", page_icon=":material/school:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/explorer.py", title="Temperature explorer", icon=":material/thermostat:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
-    st.Page("pages/teachers.py", title="Teachers", icon=":material/school:"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/explorer.py", title="Temperature explorer", icon=":material/thermostat:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("views/teachers.py", title="Teachers", icon=":material/school:"),
 ]
 
 navigation = st.navigation(PAGES)

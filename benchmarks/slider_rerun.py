@@ -1,7 +1,7 @@
 """How long one move of the explorer's temperature slider takes: a full Streamlit rerun, and the math alone.
 
 Run from the repository root: `python -m benchmarks.slider_rerun [--moves 9] [--repeats 300]`.
-It drives pages/explorer.py with Streamlit's AppTest (no browser: it measures the server-side rerun, not
+It drives views/explorer.py with Streamlit's AppTest (no browser: it measures the server-side rerun, not
 drawing in the browser), once per tab because only the open tab's figures are built. Then it times the
 distill_core calls one slider move makes, on the bundled mnist5k teacher. Uses $DISTILL_HOME like the app.
 """
@@ -38,7 +38,7 @@ def slider_moves(count: int) -> list[float]:
 def time_reruns(tab: str, moves: int) -> list[float]:
     """Milliseconds of `at.run()` after each slider move, with `tab` open."""
     app = AppTest.from_file(APP, default_timeout=300)
-    app.switch_page("pages/explorer.py")
+    app.switch_page("views/explorer.py")
     app.session_state["explorer_tab"] = tab
     app.run()
     for temperature in WARM_UP:

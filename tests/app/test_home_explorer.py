@@ -68,7 +68,7 @@ def explorer(**sidebar: str) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=90)
     for key, value in sidebar.items():
         app.session_state[key] = value
-    app.switch_page("pages/explorer.py")
+    app.switch_page("views/explorer.py")
     return app.run()
 
 

@@ -27,7 +27,7 @@ def fresh_caches(distill_home: Path) -> Iterator[None]:
 def open_page(name: str, **query: str) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.query_params.update(query)
-    app.switch_page(f"pages/{name}.py")
+    app.switch_page(f"views/{name}.py")
     return app.run()
 
 

@@ -47,10 +47,10 @@ def distill_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def page(name: str, **query: str) -> AppTest:
-    """A fresh browser session on pages/<name>.py, with optional URL query parameters."""
+    """A fresh browser session on views/<name>.py, with optional URL query parameters."""
     app = AppTest.from_file(APP, default_timeout=60)
     app.query_params.update(query)
-    app.switch_page(f"pages/{name}.py")
+    app.switch_page(f"views/{name}.py")
     return app.run()
 
 

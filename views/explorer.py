@@ -23,7 +23,7 @@ except ValueError:  # no default teacher for this dataset
     chosen = None
 if chosen is None or not chosen.teacher:
     st.info("This dataset has no teacher yet. Train or import one on the **Teachers** page, then come back.")
-    st.page_link("pages/teachers.py", label="Go to Teachers", icon=":material/school:")
+    st.page_link("views/teachers.py", label="Go to Teachers", icon=":material/school:")
     st.stop()
 
 splits = loaded = None

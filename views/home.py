@@ -27,18 +27,18 @@ TEXT = {
         ),
         "pages_header": "What each page is for",
         "pages": {
-            "pages/explorer.py": (
+            "views/explorer.py": (
                 ":material/thermostat:",
                 "Temperature explorer",
                 "slide T and watch a teacher's hesitation appear.",
             ),
-            "pages/train.py": (
+            "views/train.py": (
                 ":material/model_training:",
                 "Train",
                 "train a baseline and a distilled student side by side.",
             ),
-            "pages/runs.py": (":material/monitoring:", "Runs", "compare finished runs, class by class."),
-            "pages/teachers.py": (":material/school:", "Teachers", "train, import or inspect the teachers."),
+            "views/runs.py": (":material/monitoring:", "Runs", "compare finished runs, class by class."),
+            "views/teachers.py": (":material/school:", "Teachers", "train, import or inspect the teachers."),
         },
         "demo_header": "Try this in 2 minutes",
         "demo": (
@@ -78,22 +78,22 @@ TEXT = {
         ),
         "pages_header": "Para qué sirve cada página",
         "pages": {
-            "pages/explorer.py": (
+            "views/explorer.py": (
                 ":material/thermostat:",
                 "Explorador de temperatura",
                 "mueve T y observa cómo aparece la duda del maestro.",
             ),
-            "pages/train.py": (
+            "views/train.py": (
                 ":material/model_training:",
                 "Entrenar",
                 "entrena un estudiante base y uno destilado lado a lado.",
             ),
-            "pages/runs.py": (
+            "views/runs.py": (
                 ":material/monitoring:",
                 "Ejecuciones",
                 "compara ejecuciones terminadas, clase por clase.",
             ),
-            "pages/teachers.py": (":material/school:", "Maestros", "entrena, importa o inspecciona los maestros."),
+            "views/teachers.py": (":material/school:", "Maestros", "entrena, importa o inspecciona los maestros."),
         },
         "demo_header": "Pruébalo en 2 minutos",
         "demo": (
