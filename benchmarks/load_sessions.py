@@ -25,6 +25,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20)
@@ -63,6 +70,7 @@ def main() -> None:
     print(f"wall time           : {wall:.1f} s until every run finished ({wall / args.sessions:.2f} s per run)")
     print(f"final statuses      : {dict(statuses)}")
     print(f"peak RSS            : {before:.0f} MB before the load, {peak_rss_mb():.0f} MB after")
+    print(f"RSS now             : {current_rss_mb():.0f} MB (after every run ended)")
 
 
 if __name__ == "__main__":

@@ -178,3 +178,10 @@ def test_the_missing_threes_preset_shows_unseen_threes_recognised(server, page):
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_text("Distilled + bias shift", exact=True)).to_be_visible()
     _shoot(page, "train-missing-threes")
+    run_id = page.url.split("run=")[1].split("&")[0]
+    _open(page, f"{server}/runs")  # the finished run is listed on the Runs page
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text("Runs")
+    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+    _no_exceptions(page)
+    _shoot(page, "runs-after-demo")
+    assert run_id
