@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from .data import DATASETS, DEFAULT_DATASET, download_dataset, get_info, parse_classes
 from .devices import DEVICE_CHOICES
 from .reports import parse_seeds
-from .runs import execute_pair_run, run_report
+from .runs import delete_run, execute_pair_run, run_report
 from .store import RunStore, StoreError
 from .teacher_training import TeacherConfig, train_teacher
 from .teachers import default_teacher, import_teacher, list_teachers
@@ -311,7 +311,7 @@ def _cmd_runs_export(args: argparse.Namespace) -> int:
 
 def _cmd_runs_delete(args: argparse.Namespace) -> int:
     store = RunStore(data_dir=args.data_dir)
-    if not store.delete_run(args.run_id):
+    if not delete_run(store, args.run_id, args.data_dir):
         raise ValueError(f"run {args.run_id!r} not found; see `python -m distill_core runs list`")
     print(f"deleted run {args.run_id}")
     return 0

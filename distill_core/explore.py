@@ -299,6 +299,7 @@ class Example:
     """One example the explorer shows, with everything about it that does not depend on the temperature."""
 
     title: str  # e.g. "test example #12" or "your image sketch.png"
+    image: Tensor  # (C, H, W) model input in [0, 1], kept so a trained student can be asked about it too
     pixels: np.ndarray  # uint8 display pixels, (H, W) or (H, W, 3)
     label: int | None  # the true class; None for an upload
     teacher_logits: Tensor  # (K,)
@@ -321,6 +322,7 @@ def _make_example(
     student_row = predict_logits(student, image.unsqueeze(0).float())[0].double()  # (K,)
     return Example(
         title=title,
+        image=image,
         pixels=example_to_display(image),
         label=label,
         teacher_logits=teacher_row,
@@ -329,6 +331,12 @@ def _make_example(
         animation_frames=animation_frames(teacher_row, SLIDER_TEMPERATURES),
         logit_matching_distance=logit_matching_distance(student_row, teacher_row, CURVE_TEMPERATURES),
     )
+
+
+def student_view(student: nn.Module, example: Example) -> tuple[Tensor, np.ndarray]:
+    """Another student's logits (K,) for the example and their distance to logit matching over CURVE_TEMPERATURES."""
+    student_row = predict_logits(student, example.image.unsqueeze(0).float())[0].double()  # (K,)
+    return student_row, logit_matching_distance(student_row, example.teacher_logits, CURVE_TEMPERATURES)
 
 
 def example_from_split(split: Split, teacher_logits: Tensor, index: int, student: nn.Module) -> Example:

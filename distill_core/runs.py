@@ -8,10 +8,15 @@ from a terminal are recorded identically. `run_report` turns a stored run into t
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from .paths import subdir
 from .store import RunRecord, RunStore
 from .teacher_training import TeacherConfig, train_teacher
+from .teachers import build_teacher_model, read_checkpoint, save_checkpoint
 from .training import EventCallback, StopCheck, TrainConfig, train_pair
 
 
@@ -37,7 +42,44 @@ def execute_pair_run(
         should_stop=should_stop,
         data_dir=data_dir,
     )
+    if result.status == "completed":  # the explorer's loss anatomy can then ask this trained student
+        metadata = {"architecture": result.config.student, "dataset": result.config.dataset, "run_id": run_id}
+        save_checkpoint(student_path(run_id, data_dir), result.students["distilled"], {**metadata, "origin": "run"})
     store.finish_run(run_id, result.status, metrics=result.metrics(), timing=result.timing, error=result.error)
+
+
+def student_path(run_id: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where a completed run's distilled student is kept (the run id is ours, never user text)."""
+    return subdir("students", data_dir) / f"{run_id}-distilled.pt"
+
+
+def load_run_student(run_id: str, data_dir: str | os.PathLike[str] | None = None) -> nn.Module:
+    """The distilled student of a completed run, in eval mode, loaded as safely as a teacher."""
+    path = student_path(run_id, data_dir)
+    if not path.is_file():
+        raise ValueError(f"run {run_id!r} has no saved student (only completed runs keep one)")
+    state, metadata = read_checkpoint(path)
+    model, _ = build_teacher_model(state, metadata, f"the student of run {run_id!r}")
+    return model
+
+
+def runs_with_students(
+    store: RunStore, dataset: str, data_dir: str | os.PathLike[str] | None = None
+) -> list[RunRecord]:
+    """Completed pair runs on `dataset` whose distilled student is saved, newest first."""
+    return [
+        record
+        for record in store.list_runs(statuses=["completed"])
+        if record.kind == "pair"
+        and record.config.get("dataset") == dataset
+        and student_path(record.run_id, data_dir).is_file()
+    ]
+
+
+def delete_run(store: RunStore, run_id: str, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Delete a run's record, history and saved student; False when there was no such run."""
+    student_path(run_id, data_dir).unlink(missing_ok=True)
+    return store.delete_run(run_id)
 
 
 def execute_teacher_run(

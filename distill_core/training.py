@@ -129,6 +129,7 @@ class PairResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    students: dict[str, nn.Module] = field(default_factory=dict)  # the trained models, for saving; not metrics
 
     def metrics(self) -> dict[str, Any]:
         """The final metrics as one plain dict (what the run store keeps)."""
@@ -290,6 +291,7 @@ class _PairLoop:
             result.error = "a loss became NaN or infinite; lower the learning rate"
         if not self.history:
             return result
+        result.students = {"baseline": self.baseline, "distilled": self.distilled}
         result.baseline = self._student_metrics(self.baseline)
         result.distilled = self._student_metrics(self.distilled)
         if self.config.unseen_classes:

@@ -13,6 +13,7 @@ import torch
 
 from distill_core.data import DatasetSplits, load_dataset
 from distill_core.jobs import JobManager, get_manager
+from distill_core.runs import load_run_student
 from distill_core.store import RunStore, StoreError
 from distill_core.teachers import Teacher, load_teacher, teacher_logits
 
@@ -60,3 +61,8 @@ def teacher(name: str, dataset_name: str) -> LoadedTeacher:
     loaded = load_teacher(name)
     logits = {split: teacher_logits(loaded, splits, split) for split in ("train", "val", "test")}
     return LoadedTeacher(loaded, logits)
+
+
+@st.cache_resource(show_spinner="Loading the trained student…", max_entries=8)
+def run_student(run_id: str) -> torch.nn.Module:
+    return load_run_student(run_id)

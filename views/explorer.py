@@ -6,10 +6,12 @@ the temperature slider only re-runs a softmax on cached logits.
 
 from collections.abc import Callable
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
-from distill_core import explore, viz
+from distill_core import explore, reports, runs, viz
 from ui import resources
 from ui.errors import friendly_errors
 from ui.state import selection
@@ -224,8 +226,29 @@ def show_dataset() -> None:
     )
 
 
+def chosen_student() -> tuple[str, torch.Tensor, np.ndarray]:
+    """The student the loss anatomy asks: the untrained one, or a finished run's distilled student."""
+    trained = {r.run_id: r for r in runs.runs_with_students(resources.store_or_stop(), chosen.dataset)[:20]}
+    choice = st.selectbox(
+        "Student",
+        ["untrained", *trained],
+        format_func=lambda key: (
+            f"untrained {explore.DEFAULT_STUDENT} (fixed seed): its first push from this example"
+            if key == "untrained"
+            else f"trained: run {reports.run_label(trained[key])}"
+        ),
+        key="explorer_student",
+        help="Finished runs keep their distilled student, so you can see what is left to learn after training.",
+    )
+    if choice == "untrained":
+        return "an untrained student", example.student_logits, example.logit_matching_distance
+    logits, distance = explore.student_view(resources.run_student(choice), example)
+    return f"the distilled student of run {choice}", logits, distance
+
+
 def show_loss_anatomy() -> None:
-    parts = explore.loss_anatomy(example.student_logits, example.teacher_logits, temperature)
+    who, student_logits, matching_distance = chosen_student()
+    parts = explore.loss_anatomy(student_logits, example.teacher_logits, temperature)
     # Full width, one under the other: the gradient chart's three-entry legend needs the room.
     st.plotly_chart(
         viz.gradient_figure(
@@ -233,6 +256,7 @@ def show_loss_anatomy() -> None:
         ),
         width="stretch",
     )
+    st.caption(f"The gradient of the soft loss for {who}, on this example, at T = {temperature:g}.")
     st.markdown(
         "**Why T².** The soft term pulls each student logit by (q_student − q_teacher) / T, and that "
         "difference itself shrinks like 1/T, so without a correction its pull fades like 1/T² as you "
@@ -240,17 +264,12 @@ def show_loss_anatomy() -> None:
         "silently change α."
     )
     st.plotly_chart(
-        viz.logit_matching_figure(explore.CURVE_TEMPERATURES, example.logit_matching_distance, temperature),
+        viz.logit_matching_figure(explore.CURVE_TEMPERATURES, matching_distance, temperature),
         width="stretch",
     )
     st.markdown(
         "At high T the T²-scaled pull tends to (z_student − z_teacher) / K: distillation becomes matching "
         "logits, and at low T the teacher's very negative logits stop mattering."
-    )
-    st.caption(
-        f"The student is an untrained {explore.DEFAULT_STUDENT} (fixed seed): this is the first push it "
-        "gets from this example. Runs do not save student weights, so a trained student cannot be loaded "
-        "here."
     )
 
 

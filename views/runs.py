@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from distill_core import reports, viz
+from distill_core import reports, runs, viz
 from distill_core.data import DATASETS
 from distill_core.store import TERMINAL_STATUSES
 from ui.errors import friendly_errors
@@ -32,7 +32,7 @@ def delete_selected(run_ids: list[str]) -> None:
     """Delete the finished runs among `run_ids`; live ones must be stopped first so no worker writes to a ghost."""
     finished = [run_id for run_id in run_ids if (r := store.get_run(run_id)) and r.status in TERMINAL_STATUSES]
     with friendly_errors("Could not delete"):
-        deleted = sum(store.delete_run(run_id) for run_id in finished)
+        deleted = sum(runs.delete_run(store, run_id) for run_id in finished)
         st.session_state["runs_message"] = f"Deleted {deleted} run(s)."
         if len(finished) < len(run_ids):
             st.session_state["runs_message"] += " Runs still queued or running were kept: stop them first."

@@ -73,3 +73,22 @@ def test_an_unknown_run_id_in_the_url_is_a_clear_message_not_a_crash():
     app = open_page("train", run="doesnotexist")
     assert not app.exception
     assert app.error or app.warning or app.info
+
+
+def test_loss_anatomy_can_ask_a_trained_student():
+    from distill_core.runs import execute_pair_run
+
+    store = RunStore()
+    config = TrainConfig(student="mlp:16", epochs=1, batch_size=64, train_fraction=0.1).to_dict()
+    run_id = store.create_run(config, owner="test")
+    execute_pair_run(run_id, config, store, lambda: False)
+    app = open_page("explorer")
+    app.session_state["explorer_tab"] = "5 · Loss anatomy"  # only the open tab is drawn
+    app.run()
+    student = app.selectbox(key="explorer_student")
+    assert student.options[0].startswith("untrained") and len(student.options) == 2
+    untrained_chart = app.get("plotly_chart")[0].proto.spec
+    student.select_index(1).run()
+    assert not app.exception
+    assert app.get("plotly_chart")[0].proto.spec != untrained_chart
+    assert any(run_id in caption.value for caption in app.caption)
