@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from .data import DATASETS, DEFAULT_DATASET, download_dataset, get_info, parse_classes
 from .devices import DEVICE_CHOICES
@@ -27,6 +27,7 @@ from .teachers import default_teacher, import_teacher, list_teachers
 from .training import OPTIMIZERS, TrainConfig, summarize_seeds
 
 USAGE_ERROR = 2
+_Config = TypeVar("_Config", TrainConfig, TeacherConfig)
 _TRAIN_DEFAULTS = TrainConfig()
 
 
@@ -39,6 +40,8 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def _flag_message(message: str) -> str:
     """Name the CLI flag instead of the config field a ValueError mentions ("batch_size" -> "--batch-size")."""
+    if "--" in message:  # already names its flag
+        return message
     names = "|".join(sorted((f.name for f in fields(TrainConfig)), key=len, reverse=True))
     return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message, count=1)
 
@@ -148,29 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
     info = get_info(args.dataset)
-    try:
-        omit = parse_classes(args.omit_classes, info)
-        only = parse_classes(args.only_classes, info)
-    except ValueError as error:
-        flag = "--omit-classes" if args.omit_classes and "omit" not in str(error) else "--only-classes"
-        raise ValueError(f"{flag}: {error}") from None
-    return TrainConfig(
-        dataset=args.dataset,
-        teacher=args.teacher,
-        student=args.student,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        seed=seed,
-        train_fraction=args.train_fraction,
-        omit_classes=omit,
-        only_classes=only,
-        shift_pixels=args.shift_pixels,
-        device=args.device,
-    )
+    omit = parse_classes(args.omit_classes, info, argument="--omit-classes")
+    only = parse_classes(args.only_classes, info, argument="--only-classes")
+    return _config_from(TrainConfig, args, seed=seed, omit_classes=omit, only_classes=only)
+
+
+def _config_from(cls: type[_Config], args: argparse.Namespace, **overrides: Any) -> _Config:
+    """Build a config dataclass from the flags of the same names (the flag --batch-size is field batch_size)."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -249,17 +238,7 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 
 def _cmd_teacher_train(args: argparse.Namespace) -> int:
-    config = TeacherConfig(
-        dataset=args.dataset,
-        name=args.name,
-        architecture=args.architecture,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        shift_pixels=args.shift_pixels,
-        device=args.device,
-    )
+    config = _config_from(TeacherConfig, args)
 
     def report(event: dict[str, Any]) -> None:
         print(f"epoch {event['epoch']}/{event['epochs']}: val accuracy {event['val_accuracy']:.2%}", flush=True)
