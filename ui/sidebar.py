@@ -6,8 +6,7 @@ import streamlit as st
 
 from distill_core.data import DATASETS, DEFAULT_DATASET
 from distill_core.teachers import default_teacher, list_teachers
-
-LANGUAGES = {"en": "English", "es": "Español"}
+from ui.i18n import LANGUAGES, label
 
 
 def render_sidebar() -> None:
@@ -22,7 +21,7 @@ def render_sidebar() -> None:
         )
         names = list(DATASETS)
         st.selectbox(
-            "Dataset",
+            label("dataset"),
             options=names,
             index=names.index(st.session_state.get("dataset", DEFAULT_DATASET)),
             format_func=lambda name: f"{name} — {DATASETS[name].description}",
@@ -33,12 +32,12 @@ def render_sidebar() -> None:
         teachers = [info.name for info in list_teachers(dataset=st.session_state["dataset"])]
         if not teachers:
             st.session_state["teacher"] = ""
-            st.warning("No teacher for this dataset yet: train one on the Teachers page.")
+            st.warning(label("no_teacher"))
             return
         current = st.session_state.get("teacher")
         if current not in teachers:
             current = _preferred(st.session_state["dataset"], teachers)
-        st.selectbox("Teacher", options=teachers, index=teachers.index(current), key="teacher")
+        st.selectbox(label("teacher"), options=teachers, index=teachers.index(current), key="teacher")
 
 
 def _preferred(dataset: str, teachers: list[str]) -> str:

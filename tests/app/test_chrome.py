@@ -1,0 +1,28 @@
+"""The app's chrome follows the sidebar's language on every page, and the pages keep their URLs."""
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.app
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(distill_home):
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def test_choosing_spanish_translates_the_sidebar_and_keeps_the_page():
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("views/train.py")
+    app.run()
+    assert [box.label for box in app.sidebar.selectbox] == ["Dataset", "Teacher"]
+    app.sidebar.radio(key="language").set_value("es").run()
+    assert not app.exception
+    assert [box.label for box in app.sidebar.selectbox] == ["Conjunto de datos", "Maestro"]
+    assert app.title[0].value == "Train a student"  # still on the Train page after the rerun
