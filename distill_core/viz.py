@@ -411,7 +411,9 @@ def dataset_entropy_figure(
     fig.add_trace(_current_temperature_line(current, max_entropy))
     title = "Mean entropy of the teacher's soft targets over the dataset"
     _layout(fig, title=title, x_title=_TEMPERATURE_TITLE, y_title="mean entropy (nats)")
-    fig.update_layout(legend={"groupclick": "toggleitem", "orientation": "v", "x": 1.02, "y": 1.0, "yanchor": "top"})
+    fig.update_layout(
+        legend={"groupclick": "toggleitem", "orientation": "v", "x": 1.02, "y": 1.0, "yref": "paper", "yanchor": "top"}
+    )
     fig.update_xaxes(type="log")
     fig.update_yaxes(range=[0, max_entropy * 1.08])
     return fig
@@ -440,7 +442,7 @@ def _class_heatmap(
             customdata=customdata,
             hovertemplate=hovertemplate,
             colorscale=_HEATMAP_SCALE,
-            colorbar={"title": {"text": colorbar_title}, "tickformat": ".0%"},
+            colorbar={"title": {"text": colorbar_title}, "tickformat": ".1%"},
             xgap=1,
             ygap=1,
             **heatmap,
