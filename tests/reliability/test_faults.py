@@ -76,3 +76,15 @@ def test_the_dependency_floor_keeps_the_safe_unpickler():
     assert (major, minor) >= (2, 10)
     pinned = re.search(r"^torch([=<>!~]=?)([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert pinned and tuple(int(p) for p in pinned.group(2).split(".")[:2]) >= (2, 10)
+
+
+def test_the_streamlit_config_is_hardened():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["headless"] is True and config["server"]["fileWatcherType"] == "none"
+    assert 0 < config["server"]["maxUploadSize"] <= 50  # MB
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["toolbarMode"] == "viewer"
+    assert config["client"]["showErrorDetails"] == "none"
