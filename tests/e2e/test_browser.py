@@ -97,6 +97,8 @@ def _no_exceptions(page: Page) -> None:
 def _shoot(page: Page, name: str) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it first."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})  # measure from the default size, not the last shot's
+    page.wait_for_timeout(300)
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 6000))})
     page.wait_for_timeout(1000)  # charts re-layout to the new size
