@@ -173,7 +173,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_id = store.create_run(config.to_dict(), kind="pair", teacher_id=teacher, owner="cli")
         progress = None if args.quiet or not sys.stderr.isatty() else _ProgressBar(config.epochs)
         on_event = None if progress is None else progress.update
-        execute_pair_run(run_id, config.to_dict(), store, stop.is_set, args.data_dir, on_event=on_event)
+        try:
+            execute_pair_run(run_id, config.to_dict(), store, stop.is_set, args.data_dir, on_event=on_event)
+        except ValueError as error:  # e.g. a missing dataset: the stored run must not stay "running"
+            store.set_status(run_id, "failed", str(error).splitlines()[0])
+            raise
         if progress is not None:
             progress.close()
         record = store.get_run(run_id)

@@ -12,6 +12,7 @@ import torch
 from distill_core.cli import main
 from distill_core.data import get_info
 from distill_core.models import build_model
+from distill_core.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,6 +116,8 @@ def test_unknown_run_and_missing_dataset_are_clear(capsys):
     assert "runs list" in capsys.readouterr().err
     assert main(["train", "--dataset", "fashion-mnist", "--teacher", "mnist5k-cnn"]) == 2
     assert "download" in capsys.readouterr().err
+    (failed,) = RunStore().list_runs()  # the run was recorded, and it does not stay "running"
+    assert failed.status == "failed" and "download" in failed.error
 
 
 def test_help_shows_defaults(capsys):
