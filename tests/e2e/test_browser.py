@@ -162,12 +162,12 @@ def _start_and_watch(page: Page, epochs: int, limit_seconds: float) -> list[int]
 def test_a_tiny_run_updates_its_live_chart_and_finishes(server, page):
     _open(page, f"{server}/train")
     epochs = page.get_by_label("Epochs")
-    epochs.fill("30")
+    epochs.fill("50")
     epochs.press("Tab")  # commits the value; Enter would submit the form
     fraction = page.get_by_role("slider", name="Share of the train split used as the transfer set")
     fraction.focus()
     fraction.press("Home")  # the smallest transfer set: 5% of the train split
-    _start_and_watch(page, epochs=30, limit_seconds=240)
+    _start_and_watch(page, epochs=50, limit_seconds=240)
     expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
 
 
