@@ -178,18 +178,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except ValueError as error:  # e.g. a missing dataset: the stored run must not stay "running"
             store.set_status(run_id, "failed", str(error).splitlines()[0])
             raise
-        if progress is not None:
-            progress.close()
+        finally:
+            if progress is not None:
+                progress.close()
         record = store.get_run(run_id)
         assert record is not None  # just written by this process
         reports.append(run_report(record, store.history(run_id)))
         _print_summary(reports[-1])
         if record.status != "completed":
             break
-    document = reports[0] if len(reports) == 1 else {"runs": reports, "seeds": _seed_summary(reports)}
+    completed = [report for report in reports if report["status"] == "completed"]
+    document = reports[0] if len(reports) == 1 else {"runs": reports, "seeds": _seed_summary(completed)}
+    if len(completed) > 1:
+        gain = document["seeds"]["gain"]
+        print(f"gain over {len(completed)} seeds: {100 * gain['mean']:+.2f} ± {100 * gain['std']:.2f} points")
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2))
-    return 0 if all(report["status"] == "completed" for report in reports) else 1
+    return 0 if len(completed) == len(configs) else 1
 
 
 def _stop_on_interrupt() -> threading.Event:
