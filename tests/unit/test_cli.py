@@ -125,3 +125,15 @@ def test_help_shows_defaults(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert exited.value.code == 0 and "--omit-classes" in out and "(default: 4.0)" in out
+
+
+def test_several_seeds_give_one_run_each_and_the_gain_summary(tmp_path, capsys):
+    out = tmp_path / "seeds.json"
+    argv = ["train", "--student", "mlp:16", "--epochs", "1", "--train-fraction", "0.1", "--batch-size", "64",
+            "--seeds", "0,1", "--quiet", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    assert [run["config"]["seed"] for run in document["runs"]] == [0, 1]
+    gains = [run["distilled"]["test_accuracy"] - run["baseline"]["test_accuracy"] for run in document["runs"]]
+    assert document["seeds"]["gain"]["mean"] == pytest.approx(sum(gains) / 2)
+    assert "gain over 2 seeds" in capsys.readouterr().out
