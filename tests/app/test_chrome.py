@@ -25,4 +25,4 @@ def test_choosing_spanish_translates_the_sidebar_and_keeps_the_page():
     app.sidebar.radio(key="language").set_value("es").run()
     assert not app.exception
     assert [box.label for box in app.sidebar.selectbox] == ["Conjunto de datos", "Maestro"]
-    assert app.title[0].value == "Train a student"  # still on the Train page after the rerun
+    assert app.title[0].value == "Entrena un estudiante"  # still on the Train page, now in Spanish

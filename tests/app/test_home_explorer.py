@@ -236,3 +236,22 @@ def test_a_dataset_that_is_not_downloaded_is_a_friendly_error(tmp_path, monkeypa
     assert not app.exception
     errors = [item.value for item in app.error]
     assert errors and errors[0].startswith("Loading mnist with teacher mnist-untrained:")
+
+
+def test_explorer_in_spanish_keeps_working_and_keeps_the_open_tab(test_logits):
+    app = explorer()
+    app.session_state["explorer_tab"] = TABS[3]
+    app.run()
+    app.radio(key="language").set_value("es").run()
+    assert_clean(app)
+    assert [title.value for title in app.title] == ["Explorador de temperatura"]
+    assert app.session_state["explorer_tab"] == "5 · Anatomía de la pérdida"  # the same tab, in Spanish
+    assert app.selectbox(key="explorer_student").label == "Estudiante"
+
+    app.session_state["explorer_tab"] = "2 · El ejemplo con T"
+    app.select_slider(key="temperature").set_value(8.0).run()
+    assert_clean(app)
+    assert app.select_slider(key="temperature").label.startswith("Temperatura T")
+    np.testing.assert_allclose(teacher_bars(app, 8.0), np_softmax(test_logits[0], 8.0), atol=1e-6)
+    assert any(block.value.startswith("Con T = 8 el maestro responde") for block in app.markdown)
+    assert not any("the teacher answers" in block.value for block in app.markdown)

@@ -92,6 +92,34 @@ def test_each_page_renders_without_exception(home: Path, name: str) -> None:
     assert app.title[0].value  # the page drew its body, not only the sidebar
 
 
+SPANISH = {
+    "train": ("Entrena un estudiante", "Épocas"),
+    "runs": ("Ejecuciones", None),
+    "teachers": ("Maestros", "Épocas"),
+}
+
+
+@pytest.mark.parametrize("name", list(SPANISH))
+def test_each_page_renders_in_spanish(trained: tuple[AppTest, str], name: str) -> None:
+    app = page(name)
+    app.sidebar.radio(key="language").set_value("es").run()
+    assert not app.exception and not app.error
+    title, number_label = SPANISH[name]
+    assert app.title[0].value == title
+    if number_label:
+        assert number_label in [box.label for box in app.number_input]
+
+
+def test_finished_run_is_explained_in_spanish(trained: tuple[AppTest, str]) -> None:
+    _, run_id = trained
+    app = page("train", run=run_id)
+    app.sidebar.radio(key="language").set_value("es").run()
+    assert not app.exception
+    assert {"Estudiante base (solo etiquetas)", "Estudiante destilado (objetivos suaves)"} <= set(metrics_by_label(app))
+    assert any("estado: **completada**" in caption.value for caption in app.caption)
+    assert app.button(key="FormSubmitter:train_form-Iniciar entrenamiento")  # the form's button speaks Spanish too
+
+
 def test_form_submission_records_the_run_and_shows_final_metrics(trained: tuple[AppTest, str]) -> None:
     app, run_id = trained
     record = RunStore().get_run(run_id)
