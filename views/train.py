@@ -193,13 +193,17 @@ owner = session_owner()
 mine = [record for record in store.list_runs(owner=owner, limit=20) if record.kind == "pair"]
 others = [record for record in store.list_runs(limit=30) if record.kind == "pair" and record.owner != owner]
 labels = {
-    r.run_id: f"{text['yours'] if r.owner == owner else text['other']} · {live.status_label(r.status)} · {run_label(r)}"
+    # No status here: this list is drawn once per page run, while a live run's status changes in its fragment.
+    r.run_id: f"{text['yours'] if r.owner == owner else text['other']} · {run_label(r)}"
     for r in mine + others
 }
 if not labels:
     st.caption(text["no_runs"])
 else:
-    reopen = st.selectbox(text["reopen"], list(labels), format_func=labels.get, key="train_reopen")
+    # The key follows the list, so a new run resets the picker to the newest of this session's runs.
+    reopen = st.selectbox(
+        text["reopen"], list(labels), format_func=labels.get, key=f"train_reopen_{'-'.join(labels)[:200]}"
+    )
     if st.button(text["open"], key="train_open"):
         st.query_params["run"] = reopen
         st.rerun()
