@@ -161,11 +161,8 @@ text = TEXT[language()]
 st.title(text["title"])
 st.caption(text["caption"])
 
-try:
-    chosen = selection()
-except ValueError:  # no default teacher for this dataset
-    chosen = None
-if chosen is None or not chosen.teacher:
+chosen = selection()
+if not chosen.teacher:  # no teacher for this dataset yet
     st.info(text["no_teacher"])
     st.page_link("views/teachers.py", label=text["go_teachers"], icon=":material/school:")
     st.stop()

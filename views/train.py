@@ -31,7 +31,8 @@ TEXT = {
         "intro": "Two students with the same architecture and the same starting weights: the **baseline** learns from "
         "the labels only, the **distilled** one also from the teacher's soft targets at temperature T. Any gap is the "
         "teacher's doing.",
-        "no_selection": "{error}. Pick another dataset in the sidebar, or train a teacher on the Teachers page.",
+        "no_selection": "There is no teacher for {dataset} yet. Pick another dataset in the sidebar, "
+        "or train a teacher on the Teachers page.",
         "preset": "Preset: Hinton's missing 3s",
         "preset_caption": "Class 3 is removed from the transfer set. Can the student recognise a digit it never saw?",
         "form_intro": "Dataset **{dataset}**, teacher **{teacher}** (change them in the sidebar).",
@@ -67,7 +68,8 @@ TEXT = {
         "intro": "Dos estudiantes con la misma arquitectura y los mismos pesos iniciales: el **estudiante base** "
         "aprende solo de las etiquetas; el **destilado**, también de los objetivos suaves del maestro a temperatura T. "
         "Cualquier diferencia entre ambos se debe al maestro.",
-        "no_selection": "{error}. Elige otro conjunto de datos en la barra lateral o entrena un maestro en la página "
+        "no_selection": "Aún no hay maestro para {dataset}. Elige otro conjunto de datos en la barra lateral "
+        "o entrena un maestro en la página "
         "Maestros.",
         "preset": "Ejemplo de Hinton: los 3 que faltan",
         "preset_caption": "Se quita la clase 3 del conjunto de transferencia. ¿Podrá el estudiante reconocer un dígito "
@@ -105,10 +107,9 @@ text = TEXT[language()]
 
 st.title(text["title"])
 st.caption(text["intro"])
-try:
-    chosen = selection()
-except ValueError as error:
-    st.warning(text["no_selection"].format(error=error))
+chosen = selection()
+if not chosen.teacher:  # no teacher for this dataset yet: a run could only fail
+    st.warning(text["no_selection"].format(dataset=chosen.dataset))
     st.stop()
 info = DATASETS[chosen.dataset]
 omit_key, only_key = f"train_omit_{chosen.dataset}", f"train_only_{chosen.dataset}"

@@ -26,3 +26,13 @@ def test_choosing_spanish_translates_the_sidebar_and_keeps_the_page():
     assert not app.exception
     assert [box.label for box in app.sidebar.selectbox] == ["Conjunto de datos", "Maestro"]
     assert app.title[0].value == "Entrena un estudiante"  # still on the Train page, now in Spanish
+
+
+@pytest.mark.parametrize("view", ["train", "explorer"])
+def test_a_dataset_without_a_teacher_says_so_instead_of_failing_later(view):
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.session_state["dataset"] = "fashion-mnist"  # no teacher ships for it
+    app.switch_page(f"views/{view}.py")
+    app.run()
+    assert not app.exception
+    assert any("fashion-mnist" in w.value or "Teachers" in w.value for w in [*app.warning, *app.info])
